@@ -1,0 +1,3 @@
+from mlx_gen.cli import main
+
+raise SystemExit(main())
