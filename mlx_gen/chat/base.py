@@ -71,6 +71,7 @@ class ParsedAnswer:
     reasoning: str = ""
     content: str = ""
     tool_calls: list[dict[str, Any]] = field(default_factory=list)
+    reasoning_tokens: int = 0
 
 
 class ChatFormat(Protocol):
@@ -87,3 +88,5 @@ class ChatFormat(Protocol):
     ) -> RenderedPrompt: ...
 
     def parser(self) -> OutputParser: ...
+
+    def parse_all(self, token_ids: list[int]) -> ParsedAnswer: ...
