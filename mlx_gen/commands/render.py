@@ -1,0 +1,25 @@
+"""`mlx-gen render FILE`: the exact prompt text a conversation gives the model."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from mlx_gen.commands import CommandError
+from mlx_gen.loading import load_tokenizer
+from mlx_gen.registry import load_registry
+from mlx_gen.settings import Settings
+
+
+def run(args: argparse.Namespace, settings: Settings) -> int:
+    from mlx_gen.chat import render_conversation_file
+
+    entry = load_registry(settings.registry_file).get(settings.model)
+    effort = args.reasoning_effort or (entry.reasoning_effort if entry else "medium")
+    tokenizer = load_tokenizer(settings.model, settings)
+    try:
+        text = render_conversation_file(args.file, tokenizer, default_effort=effort)
+    except (OSError, ValueError) as exc:
+        raise CommandError(f"cannot render {args.file}: {exc}") from None
+    sys.stdout.write(text + "\n")
+    return 0
