@@ -233,4 +233,11 @@ def write_tokenizer(out_dir: Path, vocab_size: int, seed: int = 0) -> None:
     )
 
 
-LARGE_PRESETS: dict[str, Any] = {}
+def _gpt_oss_20b(out_dir: Path, seed: int) -> Path:
+    # Imported on use: the full-size builder is rarely needed.
+    from mlx_gen.synthetic_large import build_gpt_oss_20b
+
+    return build_gpt_oss_20b(out_dir, seed)
+
+
+LARGE_PRESETS: dict[str, Any] = {"gpt-oss-20b": _gpt_oss_20b}
