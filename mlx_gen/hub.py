@@ -131,14 +131,13 @@ class RichTqdm(std_tqdm):
         return True
 
     def _amount(self) -> str:
-        def size(n: float) -> str:
-            if self.unit_scale:
-                return self.format_sizeof(
-                    n, self.unit, 1024 if self.unit == "B" else 1000
-                )
-            return f"{n:g} {self.unit}"
-
-        return f"{size(self.n)}/{size(self.total)}" if self.total else size(self.n)
+        if not self.unit_scale:  # a count of files
+            return f"{self.n:g}/{self.total:g}" if self.total else f"{self.n:g}"
+        divisor = 1024 if self.unit == "B" else 1000
+        done = self.format_sizeof(self.n, self.unit, divisor)
+        if not self.total:
+            return done
+        return f"{done}/{self.format_sizeof(self.total, self.unit, divisor)}"
 
 
 @contextmanager
