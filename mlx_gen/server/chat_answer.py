@@ -1,0 +1,85 @@
+"""A chat answer in flight: engine events to chunks, or to the whole response."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from mlx_gen.chat.base import OutputParser
+from mlx_gen.engine.types import GenerationEvent
+from mlx_gen.server.chat_choices import ChatChoice
+from mlx_gen.server.outputs import AnswerBase, TokenTexts, chat_logprobs
+
+
+class ChatAnswer(AnswerBase):
+    chunk_object = "chat.completion.chunk"
+
+    def __init__(
+        self,
+        request_id: str,
+        model: str,
+        n: int,
+        new_parser: Callable[[], OutputParser],
+        texts: TokenTexts,
+        top_logprobs: int | None,  # None: no logprobs asked
+        include_usage: bool = False,
+    ) -> None:
+        super().__init__(request_id, model, n, include_usage)
+        self.choices = [ChatChoice(i, new_parser()) for i in range(n)]
+        self.texts = texts
+        self.top_logprobs = top_logprobs
+        self.logprobs: list[list[dict[str, Any]]] = [[] for _ in range(n)]
+
+    def _choice(
+        self, index: int, delta: dict[str, Any], finish: str | None = None
+    ) -> dict[str, Any]:
+        return {
+            "index": index,
+            "delta": delta,
+            "logprobs": None,
+            "finish_reason": finish,
+        }
+
+    def start_chunks(self) -> list[dict[str, Any]]:
+        role = {"role": "assistant", "content": ""}
+        return [self.chunk([self._choice(i, dict(role))]) for i in range(self.n)]
+
+    def feed(self, event: GenerationEvent) -> list[dict[str, Any]]:
+        """The chunks of one engine event (none once the answer failed)."""
+        choice = self.choices[event.index]
+        self.generated += len(event.token_ids)
+        pieces = [self._choice(event.index, d) for d in choice.feed(event)]
+        if self.top_logprobs is not None and event.logprobs:
+            entries = chat_logprobs(event.logprobs, self.texts, self.top_logprobs)
+            self.logprobs[event.index] += entries
+            if not pieces:
+                pieces.append(self._choice(event.index, {}))
+            pieces[0]["logprobs"] = {"content": entries}
+        if event.finish_reason is not None:
+            if not self.finish(event, choice.reasoning_tokens):
+                return []
+            pieces.append(self._choice(event.index, {}, choice.finish_reason))
+        return [self.chunk([piece]) for piece in pieces]
+
+    def response(self) -> dict[str, Any]:
+        choices = []
+        for choice in self.choices:
+            logprobs = None
+            if self.top_logprobs is not None:
+                logprobs = {"content": self.logprobs[choice.index]}
+            choices.append(
+                {
+                    "index": choice.index,
+                    "message": choice.message(),
+                    "logprobs": logprobs,
+                    "finish_reason": choice.finish_reason,
+                }
+            )
+        return {
+            "id": self.request_id,
+            "object": "chat.completion",
+            "created": self.created,
+            "model": self.model,
+            "choices": choices,
+            "usage": self.tally.as_dict(),
+        }

@@ -1,0 +1,134 @@
+"""Prometheus metrics, in a registry of the app's own (tests build many apps)."""
+
+from __future__ import annotations
+
+import time
+
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    generate_latest,
+)
+
+from mlx_gen.engine.types import EngineStats, GenerationEvent
+from mlx_gen.server.context import RequestInfo
+
+# fmt: off
+_LATENCY_BUCKETS = (
+    0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.15, 0.25, 0.5, 0.75,
+    1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0,
+)
+_TOKEN_LATENCY_BUCKETS = (
+    0.001, 0.0025, 0.005, 0.0075, 0.01, 0.015, 0.02, 0.03, 0.05,
+    0.075, 0.1, 0.25, 0.5, 1.0, 2.5,
+)
+# fmt: on
+
+
+class Metrics:
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry(auto_describe=True)
+        r = self.registry
+        self.requests = Counter(
+            "mlx_gen_requests",
+            "HTTP requests by endpoint and status",
+            ["endpoint", "status"],
+            registry=r,
+        )
+        self.queue_length = Gauge(
+            "mlx_gen_queue_length", "Requests waiting in the engine", registry=r
+        )
+        self.running = Gauge(
+            "mlx_gen_running_sequences", "Sequences being decoded", registry=r
+        )
+        self.kv_used = Gauge(
+            "mlx_gen_kv_tokens_used", "KV cache tokens in use", registry=r
+        )
+        self.kv_budget = Gauge(
+            "mlx_gen_kv_tokens_budget",
+            "KV cache tokens the memory plan allows",
+            registry=r,
+        )
+        self.ttft = Histogram(
+            "mlx_gen_time_to_first_token_seconds",
+            "Arrival to first generated token",
+            buckets=_LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.inter_token = Histogram(
+            "mlx_gen_inter_token_latency_seconds",
+            "Time between generated tokens",
+            buckets=_TOKEN_LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.e2e = Histogram(
+            "mlx_gen_e2e_request_latency_seconds",
+            "Arrival to last byte",
+            ["endpoint"],
+            buckets=_LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.queue_wait = Histogram(
+            "mlx_gen_queue_wait_seconds",
+            "Time a request waited for admission",
+            buckets=_LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.prompt_tokens = Counter(
+            "mlx_gen_prompt_tokens", "Prompt tokens processed", registry=r
+        )
+        self.generated_tokens = Counter(
+            "mlx_gen_generation_tokens", "Tokens generated", registry=r
+        )
+        self.reasoning_tokens = Counter(
+            "mlx_gen_reasoning_tokens", "Generated tokens of reasoning", registry=r
+        )
+        self.cached_tokens = Counter(
+            "mlx_gen_cached_prompt_tokens",
+            "Prompt tokens found in the prefix cache",
+            registry=r,
+        )
+
+    def observe_request(self, info: RequestInfo, duration: float) -> None:
+        endpoint = info.endpoint or "other"
+        self.requests.labels(endpoint=endpoint, status=str(info.status)).inc()
+        self.e2e.labels(endpoint=endpoint).observe(duration)
+        if info.ttft is not None:
+            self.ttft.observe(info.ttft)
+        self.prompt_tokens.inc(info.prompt_tokens)
+        self.generated_tokens.inc(info.completion_tokens)
+        self.reasoning_tokens.inc(info.reasoning_tokens)
+        self.cached_tokens.inc(info.cached_tokens)
+
+    def update_engine(self, stats: EngineStats) -> None:
+        self.queue_length.set(stats.waiting)
+        self.running.set(stats.running)
+        self.kv_used.set(stats.kv_tokens_used)
+        self.kv_budget.set(stats.kv_tokens_budget)
+
+    def render(self) -> bytes:
+        return generate_latest(self.registry)
+
+
+class TokenTimer:
+    """Times one request's tokens as they arrive: TTFT, inter-token, queue wait."""
+
+    def __init__(self, metrics: Metrics, info: RequestInfo) -> None:
+        self.metrics = metrics
+        self.info = info
+        self.last: dict[int, float] = {}
+
+    def on_event(self, event: GenerationEvent) -> None:
+        if event.token_ids:
+            now = time.perf_counter()
+            self.info.mark_first_token()
+            last = self.last.get(event.index)
+            if last is not None:
+                gap = (now - last) / len(event.token_ids)
+                for _ in event.token_ids:
+                    self.metrics.inter_token.observe(gap)
+            self.last[event.index] = now
+        if event.timings is not None and event.index == 0:
+            self.metrics.queue_wait.observe(event.timings.queue_wait)

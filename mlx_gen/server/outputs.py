@@ -1,0 +1,165 @@
+"""Pieces of OpenAI answers shared by chat and text completions."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from dataclasses import dataclass, field
+from typing import Any
+
+from mlx_gen.engine.types import GenerationEvent, TokenLogprob
+from mlx_gen.server.errors import APIError
+
+
+def new_id(prefix: str) -> str:
+    return f"{prefix}-{uuid.uuid4().hex}"
+
+
+def now() -> int:
+    return int(time.time())
+
+
+def usage_dict(
+    prompt: int, completion: int, reasoning: int = 0, cached: int = 0
+) -> dict[str, Any]:
+    return {
+        "prompt_tokens": prompt,
+        "completion_tokens": completion,
+        "total_tokens": prompt + completion,
+        "prompt_tokens_details": {"cached_tokens": cached},
+        "completion_tokens_details": {"reasoning_tokens": reasoning},
+    }
+
+
+def engine_failure(event: GenerationEvent) -> APIError | None:
+    """The error a finished choice stands for, if it did not end normally."""
+    if event.finish_reason == "error":
+        return APIError(
+            500,
+            f"Generation failed: {event.error or 'engine error'}",
+            type="server_error",
+            code="engine_error",
+        )
+    if event.finish_reason == "abort":
+        return APIError(
+            503,
+            "The request was aborted before it finished (the server is stopping).",
+            type="server_error",
+            code="request_aborted",
+        )
+    return None
+
+
+@dataclass
+class UsageTally:
+    """Usage summed over the choices of one request."""
+
+    prompt: int = 0
+    cached: int = 0
+    completion: int = 0
+    reasoning: int = 0
+    finished: set[int] = field(default_factory=set)
+
+    def add(self, event: GenerationEvent, reasoning: int = 0) -> None:
+        """Count a finished choice (its last event)."""
+        self.finished.add(event.index)
+        self.reasoning += reasoning
+        if event.usage is not None:
+            # Every choice shares the prompt; count it once.
+            self.prompt = max(self.prompt, event.usage.prompt_tokens)
+            self.cached = max(self.cached, event.usage.cached_tokens)
+            self.completion += event.usage.completion_tokens
+
+    def as_dict(self) -> dict[str, Any]:
+        return usage_dict(self.prompt, self.completion, self.reasoning, self.cached)
+
+
+class TokenTexts:
+    """Token id -> its text, for logprobs (cached: the same ids recur)."""
+
+    def __init__(self, tokenizer: Any) -> None:
+        self._tokenizer = tokenizer
+        self._cache: dict[int, str] = {}
+
+    def __call__(self, token_id: int) -> str:
+        text = self._cache.get(token_id)
+        if text is None:
+            text = self._tokenizer.decode([token_id])
+            self._cache[token_id] = text
+        return text
+
+
+def chat_logprobs(
+    entries: list[TokenLogprob], texts: TokenTexts, top_n: int
+) -> list[dict[str, Any]]:
+    """The chat shape: one entry per token with its `top_logprobs`."""
+
+    def one(token_id: int, logprob: float) -> dict[str, Any]:
+        text = texts(token_id)
+        return {"token": text, "logprob": logprob, "bytes": list(text.encode())}
+
+    return [
+        one(e.token_id, e.logprob)
+        | {"top_logprobs": [one(t, lp) for t, lp in e.top[:top_n]]}
+        for e in entries
+    ]
+
+
+def completion_logprobs(
+    entries: list[TokenLogprob], texts: TokenTexts, top_n: int, offset: int
+) -> dict[str, Any]:
+    """The legacy completions shape: parallel lists, text offsets from `offset`."""
+    tokens, offsets = [], []
+    for e in entries:
+        tokens.append(texts(e.token_id))
+        offsets.append(offset)
+        offset += len(tokens[-1])
+    return {
+        "tokens": tokens,
+        "token_logprobs": [e.logprob for e in entries],
+        "top_logprobs": [{texts(t): lp for t, lp in e.top[:top_n]} for e in entries],
+        "text_offset": offsets,
+    }
+
+
+class AnswerBase:
+    """State shared by chat and text answers: ids, usage, failure, chunks."""
+
+    chunk_object = ""
+
+    def __init__(self, request_id: str, model: str, n: int, include_usage: bool):
+        self.request_id = request_id
+        self.model = model
+        self.n = n
+        self.include_usage = include_usage
+        self.created = now()
+        self.tally = UsageTally()
+        self.failure: APIError | None = None
+        self.generated = 0  # tokens seen so far, all choices
+
+    @property
+    def done(self) -> bool:
+        return len(self.tally.finished) == self.n
+
+    def chunk(self, choices: list[dict[str, Any]]) -> dict[str, Any]:
+        chunk: dict[str, Any] = {
+            "id": self.request_id,
+            "object": self.chunk_object,
+            "created": self.created,
+            "model": self.model,
+            "choices": choices,
+        }
+        if self.include_usage:
+            chunk["usage"] = None
+        return chunk
+
+    def usage_chunk(self) -> dict[str, Any]:
+        return self.chunk([]) | {"usage": self.tally.as_dict()}
+
+    def finish(self, event: GenerationEvent, reasoning: int = 0) -> bool:
+        """Count a choice's last event; False if it failed (see `failure`)."""
+        self.tally.add(event, reasoning)
+        failure = engine_failure(event)
+        if failure is not None and self.failure is None:
+            self.failure = failure
+        return failure is None

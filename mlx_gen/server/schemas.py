@@ -1,0 +1,246 @@
+"""Request bodies of the chat API, validated with explicit bounds.
+
+Unknown fields are refused (extra="forbid") and fields we parse but do not
+implement raise an `unsupported_parameter` error, so a client never believes
+a setting took effect when it did not. Limits that depend on the served model
+or the settings (vocabulary, context, number of messages) are checked by the
+handlers.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
+from pydantic_core import PydanticCustomError
+
+MAX_TOKENS_LIMIT = 1 << 20
+MAX_CHOICES = 16
+MAX_STOP = 4
+MAX_TOP_LOGPROBS = 20
+MAX_LOGIT_BIAS = 1024
+MAX_TOOLS = 128
+
+Effort = Literal["low", "medium", "high"]
+Name = Annotated[str, Field(min_length=1, max_length=256)]
+StopString = Annotated[str, Field(min_length=1, max_length=512)]
+
+
+def refuse(detail: str) -> PydanticCustomError:
+    """Raise from a validator: becomes a 400 `unsupported_parameter`."""
+    return PydanticCustomError("unsupported_parameter", detail)
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class StreamOptions(Strict):
+    include_usage: bool | None = None
+
+
+class SamplingFields(Strict):
+    """Fields shared by chat and text completions."""
+
+    model: Name
+    temperature: float | None = Field(None, ge=0.0, le=2.0)
+    top_p: float | None = Field(None, gt=0.0, le=1.0)
+    top_k: int | None = Field(None, ge=0, le=1_000_000)
+    min_p: float | None = Field(None, ge=0.0, le=1.0)
+    presence_penalty: float | None = Field(None, ge=-2.0, le=2.0)
+    frequency_penalty: float | None = Field(None, ge=-2.0, le=2.0)
+    repetition_penalty: float | None = Field(None, gt=0.0, le=2.0)
+    logit_bias: (
+        dict[
+            Annotated[str, Field(pattern=r"^\d{1,9}$")],
+            Annotated[float, Field(ge=-100, le=100)],
+        ]
+        | None
+    ) = Field(None, max_length=MAX_LOGIT_BIAS)
+    seed: int | None = Field(None, ge=0, le=(1 << 63) - 1)
+    stop: StopString | list[StopString] | None = None
+    n: int | None = Field(None, ge=1, le=MAX_CHOICES)
+    stream: bool | None = None
+    stream_options: StreamOptions | None = None
+    user: str | None = Field(None, max_length=256)
+
+    @field_validator("stop")
+    @classmethod
+    def _stop_list(cls, v: str | list[str] | None) -> list[str]:
+        stops = [v] if isinstance(v, str) else list(v or [])
+        if len(stops) > MAX_STOP:
+            raise ValueError(f"at most {MAX_STOP} stop sequences are allowed")
+        return stops
+
+    @field_validator("stream_options")
+    @classmethod
+    def _needs_stream(cls, v: StreamOptions | None, info: ValidationInfo) -> Any:
+        if v is not None and not info.data.get("stream"):
+            raise ValueError("only allowed when stream is true")
+        return v
+
+
+class FunctionCall(Strict):
+    name: Name
+    arguments: str = ""
+
+
+class ToolCall(Strict):
+    id: Name
+    type: Literal["function"] = "function"
+    function: FunctionCall
+
+
+def _flatten_content(value: Any) -> Any:
+    """Text parts are joined; any other part (images, audio...) is refused."""
+    if not isinstance(value, list):
+        return value
+    texts = []
+    for part in value:
+        if not isinstance(part, dict) or part.get("type") != "text":
+            kind = part.get("type") if isinstance(part, dict) else type(part).__name__
+            raise refuse(
+                f"content parts of type {kind!r} are not supported, only 'text'"
+            )
+        if set(part) - {"type", "text"} or not isinstance(part.get("text"), str):
+            raise ValueError("a text part is {'type': 'text', 'text': '...'}")
+        texts.append(part["text"])
+    return "".join(texts)
+
+
+class ChatMessage(Strict):
+    role: Literal["system", "developer", "user", "assistant", "tool"]
+    content: str | None = None
+    name: Name | None = None
+    tool_calls: list[ToolCall] | None = Field(None, max_length=MAX_TOOLS)
+    tool_call_id: Name | None = None
+    reasoning: str | None = None
+    reasoning_content: str | None = None
+    # Echoed back by SDKs that replay an assistant message; nothing to render.
+    refusal: None = None
+    annotations: list[Any] | None = None
+    audio: None = None
+    function_call: None = None
+
+    _content = field_validator("content", mode="before")(_flatten_content)
+
+    @model_validator(mode="after")
+    def _role_fields(self) -> ChatMessage:
+        if self.tool_calls and self.role != "assistant":
+            raise ValueError("only assistant messages carry tool_calls")
+        if self.role == "tool" and not self.tool_call_id:
+            raise ValueError("a tool message needs its tool_call_id")
+        if self.content is None and not self.tool_calls and self.role != "assistant":
+            raise ValueError(f"a {self.role} message needs content")
+        return self
+
+    def to_format(self) -> dict[str, Any]:
+        """The plain OpenAI dict the chat format renders."""
+        msg = self.model_dump(
+            exclude_none=True,
+            exclude={"refusal", "annotations", "audio", "function_call"},
+        )
+        reasoning = msg.pop("reasoning_content", None)
+        if reasoning is not None:
+            msg.setdefault("reasoning", reasoning)
+        msg.setdefault("content", "")
+        return msg
+
+
+class FunctionSpec(Strict):
+    name: Annotated[str, Field(pattern=r"^[A-Za-z0-9_.\-]{1,64}$")]
+    description: str | None = Field(None, max_length=65_536)
+    parameters: dict[str, Any] | None = None
+    strict: bool | None = None
+
+    @field_validator("strict")
+    @classmethod
+    def _no_strict(cls, v: bool | None) -> bool | None:
+        if v:
+            raise refuse("strict schema-following is not implemented")
+        return v
+
+
+class ToolSpec(Strict):
+    type: Literal["function"]
+    function: FunctionSpec
+
+
+class NamedFunction(Strict):
+    name: Name
+
+
+class NamedToolChoice(Strict):
+    type: Literal["function"]
+    function: NamedFunction
+
+
+class ReasoningOptions(Strict):
+    effort: Effort | None = None
+
+
+class ChatCompletionRequest(SamplingFields):
+    messages: list[ChatMessage] = Field(min_length=1)
+    tools: list[ToolSpec] | None = Field(None, max_length=MAX_TOOLS)
+    tool_choice: Literal["none", "auto", "required"] | NamedToolChoice | None = None
+    parallel_tool_calls: bool | None = None
+    reasoning_effort: Effort | None = None
+    reasoning: ReasoningOptions | None = None
+    max_completion_tokens: int | None = Field(None, ge=1, le=MAX_TOKENS_LIMIT)
+    max_tokens: int | None = Field(None, ge=1, le=MAX_TOKENS_LIMIT)
+    logprobs: bool | None = None
+    top_logprobs: int | None = Field(None, ge=0, le=MAX_TOP_LOGPROBS)
+    response_format: dict[str, Any] | None = None
+
+    @field_validator("tool_choice")
+    @classmethod
+    def _tool_choice(cls, v: Any) -> Any:
+        if v is not None and v not in ("none", "auto"):
+            raise refuse(
+                "only 'auto' and 'none'; forcing a tool call is not implemented"
+            )
+        return v
+
+    @field_validator("response_format")
+    @classmethod
+    def _response_format(cls, v: dict[str, Any] | None) -> dict[str, Any] | None:
+        if v is not None and v != {"type": "text"}:
+            raise refuse(f"type {v.get('type')!r}: only 'text', no structured output")
+        return v
+
+    @field_validator("reasoning")
+    @classmethod
+    def _same_effort(cls, v: ReasoningOptions | None, info: ValidationInfo) -> Any:
+        flat = info.data.get("reasoning_effort")
+        if v is not None and v.effort and flat and v.effort != flat:
+            raise ValueError("reasoning.effort and reasoning_effort disagree")
+        return v
+
+    @field_validator("top_logprobs")
+    @classmethod
+    def _needs_logprobs(cls, v: int | None, info: ValidationInfo) -> int | None:
+        if v and not info.data.get("logprobs"):
+            raise ValueError("top_logprobs needs logprobs to be true")
+        return v
+
+    @property
+    def effort(self) -> Effort | None:
+        return self.reasoning_effort or (
+            self.reasoning.effort if self.reasoning else None
+        )
+
+    @property
+    def requested_max_tokens(self) -> int | None:
+        return self.max_completion_tokens or self.max_tokens
+
+    def tools_for_format(self) -> list[dict[str, Any]] | None:
+        if not self.tools or self.tool_choice == "none":
+            return None
+        return [t.model_dump(exclude_none=True) for t in self.tools]

@@ -1,0 +1,65 @@
+"""What the server serves: one model, its engine, its chat format."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Protocol
+
+from mlx_gen.chat.base import ChatFormat, ReasoningEffort
+from mlx_gen.engine.types import EngineStats, GenerationEvent, GenerationRequest
+
+if TYPE_CHECKING:
+    from mlx_gen.loading import LoadedModel
+
+
+class Engine(Protocol):
+    """The part of the engine facade the HTTP layer uses."""
+
+    def submit(self, request: GenerationRequest) -> AsyncIterator[GenerationEvent]: ...
+
+    def abort(self, request_id: str) -> None: ...
+
+    def stats(self) -> EngineStats: ...
+
+
+@dataclass
+class ServedModel:
+    name: str
+    engine: Engine
+    chat_format: ChatFormat
+    tokenizer: Any  # mlx-lm TokenizerWrapper: encode / decode
+    max_context: int
+    vocab_size: int
+    default_reasoning_effort: ReasoningEffort = "medium"
+    # Registry sampling defaults (temperature, top_p, top_k, min_p).
+    sampling_defaults: dict[str, float] = field(default_factory=dict)
+    created: int = field(default_factory=lambda: int(time.time()))
+    # A hook that sees every engine request before it is submitted. The
+    # server itself sets none; tests use it to force a scripted output.
+    prepare_request: Callable[[GenerationRequest], None] | None = None
+
+    @classmethod
+    def from_loaded(
+        cls,
+        loaded: LoadedModel,
+        engine: Engine,
+        chat_format: ChatFormat,
+        max_context: int | None = None,
+    ) -> ServedModel:
+        entry = loaded.entry
+        vocab = len(loaded.tokenizer)
+        model_vocab = loaded.config.get("vocab_size")
+        if isinstance(model_vocab, int):
+            vocab = min(vocab, model_vocab)
+        return cls(
+            name=loaded.name,
+            engine=engine,
+            chat_format=chat_format,
+            tokenizer=loaded.tokenizer,
+            max_context=min(max_context or entry.context_length, entry.context_length),
+            vocab_size=vocab,
+            default_reasoning_effort=entry.reasoning_effort,
+            sampling_defaults=entry.sampling.model_dump(),
+        )
