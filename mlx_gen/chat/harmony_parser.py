@@ -104,7 +104,11 @@ class HarmonyParser:
                 self._open_body(None)
             return
         if self._state is State.IDLE:
-            self._open_body(None)
+            if not text:
+                return
+            # Text outside any message: shown as content.
+            self._state = State.BODY
+            self._route, self._channel = Route.CONTENT, None
         if self._channel == "analysis":
             self.reasoning_tokens += 1
         self._emit(text)
