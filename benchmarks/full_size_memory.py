@@ -45,20 +45,12 @@ def build(out_dir: Path, seed: int) -> dict[str, Any]:
 def load(model_dir: Path, prompt: str, tokens: int) -> dict[str, Any]:
     import mlx.core as mx
     import mlx_lm
-    from mlx.utils import tree_map
+
+    from mlx_gen.loading import cast_for_backend
 
     start = time.perf_counter()
     model, tokenizer = mlx_lm.load(str(model_dir))
-    # The CPU backend computes in float32: cast norms, biases, sinks and the
-    # affine scales as the service's loader does.
-    model.update(
-        tree_map(
-            lambda a: (
-                a.astype(mx.float32) if mx.issubdtype(a.dtype, mx.floating) else a
-            ),
-            model.parameters(),
-        )
-    )
+    cast_for_backend(model)  # float32 on the CPU backend, as the service does
     mx.eval(model.parameters())
     result: dict[str, Any] = {
         "load_seconds": round(time.perf_counter() - start, 1),

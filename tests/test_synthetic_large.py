@@ -9,10 +9,10 @@ import mlx.core as mx
 import mlx.nn as nn
 import mlx_lm
 import pytest
-from mlx.utils import tree_map
 from mlx_lm.models.switch_layers import QuantizedSwitchLinear, SwitchLinear
 from safetensors import safe_open
 
+from mlx_gen.loading import cast_for_backend, check_weights
 from mlx_gen.synthetic import Preset, ensure_model
 from mlx_gen.synthetic_large import GPT_OSS_20B, build_quantized, quantized_layout
 
@@ -38,18 +38,6 @@ def reduced_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("reduced") / "model"
     # Small shards, so that the index spans several files.
     return build_quantized(out, seed=0, preset=REDUCED, shard_bytes=200_000)
-
-
-def as_float32(model: nn.Module) -> None:
-    """Cast floating parameters to float32, as the CPU loader does."""
-    model.update(
-        tree_map(
-            lambda a: (
-                a.astype(mx.float32) if mx.issubdtype(a.dtype, mx.floating) else a
-            ),
-            model.parameters(),
-        )
-    )
 
 
 def assert_mxfp4_q8(model: nn.Module) -> int:
@@ -127,6 +115,7 @@ def test_reduced_shape_config_and_shards(reduced_path):
         with safe_open(str(reduced_path / shard), framework="numpy") as f:
             stored.update(dict.fromkeys(f.keys(), shard))
     assert stored == index["weight_map"]
+    check_weights(reduced_path)  # the service's own pre-load check
     weights = sum((shard_size(reduced_path / s) for s in shards), 0)
     assert index["metadata"]["total_size"] == weights
 
@@ -150,7 +139,7 @@ def test_reduced_shape_loads_quantized_and_generates(reduced_path):
     fp4 = mx.dequantize(experts.weight, experts.scales, None, 32, 4, mode="mxfp4")
     assert mx.isfinite(fp4).all().item()
     assert 0.01 < fp4.std().item() < 0.03
-    as_float32(model)
+    cast_for_backend(model)
     logits = model(mx.array([tokenizer.encode("hello world")]))
     assert logits.dtype == mx.float32
     assert mx.isfinite(logits).all().item()
@@ -183,7 +172,7 @@ def test_full_size_builds_loads_and_stays_under_16_gib(tmp_path_factory):
         mx.reset_peak_memory()
         model, tokenizer = mlx_lm.load(str(path))
         assert assert_mxfp4_q8(model) == 8 * 24 + 2
-        as_float32(model)
+        cast_for_backend(model)
         out = list(mlx_lm.stream_generate(model, tokenizer, "Hello", max_tokens=2))
         assert out[-1].generation_tokens == 2
         assert mx.get_peak_memory() < 16 * GIB
