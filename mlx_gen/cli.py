@@ -21,6 +21,7 @@ from rich.markup import escape
 
 from mlx_gen.blas import maybe_reexec_with_openblas
 from mlx_gen.commands import CommandError
+from mlx_gen.commands.convert import add_arguments as add_convert_arguments
 from mlx_gen.loading import ModelLoadError
 from mlx_gen.registry import RegistryError
 from mlx_gen.settings import Settings, SettingsError, load_settings
@@ -97,6 +98,12 @@ COMMANDS: dict[str, Command] = {
     ),
     "env": Command(
         "show platform, MLX, device and BLAS", ("cache_dir", "use_openblas"), True
+    ),
+    "convert": Command(
+        "convert a Hugging Face checkpoint into a quantized MLX model",
+        ("registry_file", "cache_dir", "use_openblas"),
+        True,
+        add_convert_arguments,
     ),
 }
 

@@ -1,0 +1,205 @@
+"""`mlx-gen convert SRC OUT`: a Hugging Face checkpoint to an MLX model directory.
+
+Shows progress while it works, then what came out (size, bits per weight, the
+memory serving it takes) and a few tokens generated from it, the proof that it
+loads. Every failure is one line on stderr and exit status 1.
+"""
+
+from __future__ import annotations
+
+import argparse
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    Progress,
+    SpinnerColumn,
+    TextColumn,
+    TimeElapsedColumn,
+)
+from rich.table import Table
+
+from mlx_gen.commands import CommandError
+from mlx_gen.settings import Settings
+
+DTYPE_BYTES = {"float16": 2, "bfloat16": 2, "float32": 4}
+GIB = 1024**3
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("src", help="hub id (owner/name) or checkpoint directory")
+    parser.add_argument("out", type=Path, help="MLX model directory to write")
+    parser.add_argument("--bits", type=int, choices=[4, 8], help="affine bits (4)")
+    parser.add_argument(
+        "--group-size", type=int, choices=[32, 64, 128], help="affine group (64)"
+    )
+    parser.add_argument("--mode", choices=["affine", "mxfp4"], help="(affine)")
+    parser.add_argument(
+        "--recipe",
+        choices=["mxfp4-q8"],
+        help="mxfp4-q8: MXFP4 experts, 8-bit affine elsewhere (GPT-OSS)",
+    )
+    parser.add_argument(
+        "--dtype",
+        choices=sorted(DTYPE_BYTES),
+        help="type of the unquantized parameters (default: the checkpoint's)",
+    )
+    parser.add_argument("--force", action="store_true", help="replace OUT")
+    parser.add_argument(
+        "--verify-tokens",
+        type=int,
+        default=8,
+        metavar="N",
+        help="tokens to generate from the result as proof it works (0: skip)",
+    )
+
+
+def run(args: argparse.Namespace, settings: Settings) -> int:
+    from mlx_gen.convert import ConvertError, convert, verify
+    from mlx_gen.quant_recipes import make_recipe
+
+    out, err = Console(), Console(stderr=True)
+    try:
+        recipe = make_recipe(args.bits, args.group_size, args.mode, args.recipe)
+        with _progress(err) as progress:
+            result = convert(
+                args.src,
+                args.out,
+                recipe,
+                dtype=args.dtype,
+                force=args.force,
+                on_stage=progress.stage,
+                on_bytes=progress.bytes,
+            )
+            proof = None
+            if args.verify_tokens > 0:
+                progress.stage("Verifying")
+                proof = verify(result.out_dir, settings, args.verify_tokens)
+    except ConvertError as exc:
+        raise CommandError(str(exc)) from None
+    _report(out, result, proof)
+    return 0
+
+
+class _StageProgress:
+    """One line per stage; the writing stage has a byte bar."""
+
+    def __init__(self, progress: Progress) -> None:
+        self._progress = progress
+        self._task: Any = None
+        self._total = 1
+
+    def stage(self, name: str) -> None:
+        self._finish()
+        self._task = self._progress.add_task(name, total=None, amount="")
+        self._total = 1
+
+    def bytes(self, done: int, total: int) -> None:
+        self._total = total
+        amount = f"{done / 1e6:.1f}/{total / 1e6:.1f} MB"
+        self._progress.update(self._task, completed=done, total=total, amount=amount)
+
+    def _finish(self) -> None:
+        if self._task is not None:
+            self._progress.update(self._task, total=self._total, completed=self._total)
+
+    def __enter__(self) -> _StageProgress:
+        self._progress.__enter__()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if exc[0] is None:
+            self._finish()
+        else:  # only the error line stays: it says what went wrong
+            self._progress.live.transient = True
+        self._progress.__exit__(*exc)
+
+
+def _progress(console: Console) -> _StageProgress:
+    return _StageProgress(
+        Progress(
+            SpinnerColumn(finished_text="[green]✓"),
+            TextColumn("{task.description}"),
+            BarColumn(),
+            TextColumn("{task.fields[amount]}"),
+            TimeElapsedColumn(),
+            console=console,
+            disable=not console.is_terminal,  # no frames in logs and pipes
+        )
+    )
+
+
+@dataclass
+class ServingPlan:
+    weights_bytes: int
+    kv_bytes_per_token: int  # every layer whose cache grows with the context
+    kv_bytes_fixed: int  # per sequence: sliding-window layers, capped at the window
+    growing_layers: int
+    sliding_layers: int
+    window: int
+
+    def bytes_for(self, tokens: int, sequences: int = 1) -> int:
+        kv = tokens * self.kv_bytes_per_token + sequences * self.kv_bytes_fixed
+        return self.weights_bytes + kv
+
+
+def serving_plan(config: dict[str, Any], weights_bytes: int, dtype: str) -> ServingPlan:
+    """Memory to serve a model: weights, plus KV cache per token from its config."""
+    heads = config.get("num_key_value_heads") or config["num_attention_heads"]
+    head_dim = config.get("head_dim") or (
+        config["hidden_size"] // config["num_attention_heads"]
+    )
+    per_layer_token = 2 * heads * head_dim * DTYPE_BYTES.get(dtype, 2)  # K and V
+    layers = int(config["num_hidden_layers"])
+    layer_types = config.get("layer_types") or ["full_attention"] * layers
+    window = int(config.get("sliding_window") or 0)
+    sliding = sum(t == "sliding_attention" for t in layer_types) if window else 0
+    return ServingPlan(
+        weights_bytes=weights_bytes,
+        kv_bytes_per_token=(layers - sliding) * per_layer_token,
+        kv_bytes_fixed=sliding * window * per_layer_token,
+        growing_layers=layers - sliding,
+        sliding_layers=sliding,
+        window=window,
+    )
+
+
+def _size(n: float) -> str:
+    for unit, scale in (("GB", 1e9), ("MB", 1e6), ("KB", 1e3)):
+        if n >= scale:
+            return f"{n / scale:.2f} {unit}"
+    return f"{n:.0f} B"
+
+
+def _report(console: Console, result: Any, proof: Any) -> None:
+    dtype = result.dtype or "bfloat16"
+    plan = serving_plan(result.config, result.weights_bytes, dtype)
+    table = Table(title=f"Converted → {result.out_dir}", show_header=False)
+    table.add_row("recipe", result.recipe.name)
+    table.add_row("layers", ", ".join(f"{n}× {q}" for q, n in result.quantized.items()))
+    if result.unquantized:
+        table.add_row("[yellow]left unquantized", ", ".join(result.unquantized))
+    table.add_row("unquantized dtype", dtype)
+    table.add_row("bits per weight", f"{result.bits_per_weight:.3f}")
+    table.add_row("size on disk", _size(result.disk_bytes))
+    table.add_row("weights in memory", _size(plan.weights_bytes))
+    kv = f"{_size(plan.kv_bytes_per_token)} per token ({plan.growing_layers} layers)"
+    if plan.sliding_layers:
+        kv += (
+            f" + {_size(plan.kv_bytes_fixed)} per sequence ({plan.sliding_layers}"
+            f" sliding layers capped at {plan.window} tokens)"
+        )
+    table.add_row(f"KV cache ({dtype})", kv)
+    for tokens in (8192, 131072):
+        table.add_row(f"1 × {tokens} tokens", _size(plan.bytes_for(tokens)))
+    room = (16 * GIB - plan.weights_bytes) // max(plan.kv_bytes_per_token, 1)
+    table.add_row("KV room in 16 GiB", f"{max(room, 0):,} tokens over all sequences")
+    if proof is not None:
+        rate = len(proof.token_ids) / proof.seconds if proof.seconds else 0.0
+        table.add_row(
+            "generated", f"{proof.text!r} ({len(proof.token_ids)} tokens, {rate:.1f}/s)"
+        )
+    console.print(table)
