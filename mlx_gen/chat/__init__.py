@@ -5,7 +5,7 @@ from __future__ import annotations
 from mlx_gen.chat.answer import collect
 from mlx_gen.chat.formats import format_for
 from mlx_gen.chat.harmony import HarmonyFormat
-from mlx_gen.chat.inspection import inspect_prompt, render_conversation_file
+from mlx_gen.chat.inspection import render_conversation_file
 from mlx_gen.chat.template import TemplateFormat
 
 __all__ = [
@@ -13,6 +13,5 @@ __all__ = [
     "TemplateFormat",
     "collect",
     "format_for",
-    "inspect_prompt",
     "render_conversation_file",
 ]

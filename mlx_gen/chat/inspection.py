@@ -1,4 +1,4 @@
-"""Seeing exactly what the model is sent: POST /tokenize and `mlx-gen render`."""
+"""`mlx-gen render FILE`: the exact prompt a conversation file gives the model."""
 
 from __future__ import annotations
 
@@ -6,31 +6,18 @@ import json
 from pathlib import Path
 from typing import Any
 
-from mlx_gen.chat.base import ChatFormat, Message, ReasoningEffort, Tool
+from mlx_gen.chat.base import ReasoningEffort
 from mlx_gen.chat.formats import format_for
 
 
-def inspect_prompt(
-    chat_format: ChatFormat,
-    tokenizer: Any,
-    messages: list[Message],
-    tools: list[Tool] | None = None,
-    reasoning_effort: ReasoningEffort | None = None,
-) -> dict[str, Any]:
-    """The rendered prompt, its ids and each id's own text, ready for JSON."""
-    prompt = chat_format.render(messages, tools, reasoning_effort)
-    return {
-        "format": chat_format.name,
-        "text": prompt.text,
-        "token_ids": prompt.token_ids,
-        "tokens": [tokenizer.decode([i]) for i in prompt.token_ids],
-        "count": len(prompt.token_ids),
-    }
-
-
 def load_conversation(path: str | Path) -> dict[str, Any]:
-    """Read {"messages": [...], "tools"?: [...], "reasoning_effort"?: ...}."""
+    """Read {"messages": [...], "tools"?: [...], "reasoning_effort"?: ...}.
+
+    A bare list is taken as the messages.
+    """
     data = json.loads(Path(path).read_text(encoding="utf-8"))
+    if isinstance(data, list):
+        data = {"messages": data}
     if not isinstance(data, dict) or not isinstance(data.get("messages"), list):
         raise ValueError(f"{path}: expected a JSON object with a 'messages' list")
     tools = data.get("tools")

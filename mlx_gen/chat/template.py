@@ -114,8 +114,6 @@ class TemplateFormat:
     def __init__(
         self, tokenizer: Any, default_effort: ReasoningEffort = "medium"
     ) -> None:
-        if not tokenizer.has_chat_template:
-            raise ValueError("this tokenizer has no chat template")
         self._tokenizer = tokenizer
         self.default_effort: ReasoningEffort = default_effort
         self.stop_token_ids = sorted(tokenizer.eos_token_ids)
@@ -128,10 +126,10 @@ class TemplateFormat:
         self._skip_ids = special_token_ids(tokenizer) - tag_ids
         # Templates that open the thinking block in the prompt make the model
         # start inside it.
-        probe = self._template(_PROBE, None, default_effort, True, tokenize=False)
-        self._starts_thinking = self._tags is not None and probe.rstrip().endswith(
-            self._tags[0]
-        )
+        self._starts_thinking = False
+        if self._tags is not None and tokenizer.has_chat_template:
+            probe = self._template(_PROBE, None, default_effort, True, tokenize=False)
+            self._starts_thinking = probe.rstrip().endswith(self._tags[0])
 
     def render(
         self,
@@ -140,6 +138,9 @@ class TemplateFormat:
         reasoning_effort: ReasoningEffort | None = None,
         add_generation_prompt: bool = True,
     ) -> RenderedPrompt:
+        if not self._tokenizer.has_chat_template:
+            # A base model still serves raw completions; only chat needs this.
+            raise ValueError("this model has no chat template")
         effort = reasoning_effort or self.default_effort
         args = (messages, tools, effort, add_generation_prompt)
         text = self._template(*args, tokenize=False)

@@ -47,8 +47,10 @@ def script(harmony_tokenizer: Any):
     return encode
 
 
-def write_chatml_tokenizer(out_dir: Path) -> Path:
-    """A byte-level BPE with ChatML control tokens, `<think>` tags and a template."""
+def write_chatml_tokenizer(
+    out_dir: Path, template: str | None = CHATML_TEMPLATE
+) -> Path:
+    """A byte-level BPE with ChatML control tokens, `<think>` tags and `template`."""
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
 
     tokenizer = Tokenizer(models.BPE())
@@ -64,12 +66,13 @@ def write_chatml_tokenizer(out_dir: Path) -> Path:
     tokenizer.add_tokens(["<think>", "</think>"])
     out_dir.mkdir(parents=True, exist_ok=True)
     tokenizer.save(str(out_dir / "tokenizer.json"))
-    config = {
+    config: dict[str, Any] = {
         "tokenizer_class": "PreTrainedTokenizerFast",
         "eos_token": "<|im_end|>",
         "clean_up_tokenization_spaces": False,
-        "chat_template": CHATML_TEMPLATE,
     }
+    if template is not None:
+        config["chat_template"] = template
     (out_dir / "tokenizer_config.json").write_text(json.dumps(config))
     return out_dir
 
