@@ -49,7 +49,7 @@ _HELP = {
     "max_context": "longest prompt + answer, in tokens",
     "use_openblas": "preload Debian's OpenBLAS on Linux CPUs",
 }
-_MODEL_SETTINGS = ("model", "registry_file", "cache_dir", "use_openblas", "log_level")
+_MODEL_SETTINGS = ("model", "registry_file", "cache_dir", "use_openblas")
 
 
 @dataclass(frozen=True)

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from mlx_gen.registry import ModelEntry, load_registry
+from mlx_gen.registry import ModelEntry, is_hub_id, load_registry
 from mlx_gen.settings import Settings
 
 if TYPE_CHECKING:
@@ -92,7 +92,10 @@ def locate(name_or_dir: str, settings: Settings) -> tuple[str, Path, ModelEntry 
     if path.is_dir():
         return path.resolve().name, path, None
     if "/" in name_or_dir or name_or_dir.startswith((".", "~")):
-        raise ModelLoadError(f"model directory not found: {path}")
+        hint = ""
+        if is_hub_id(name_or_dir):
+            hint = " (a hub repository is served through an entry of a registry file)"
+        raise ModelLoadError(f"model directory not found: {path}{hint}")
     raise ModelLoadError(
         f"unknown model {name_or_dir!r}: known models are {', '.join(registry)}"
         " (or give a model directory)"

@@ -30,13 +30,18 @@ class RegistryError(Exception):
     """A registry file that cannot be used, said in one line."""
 
 
+def is_hub_id(text: str) -> bool:
+    """`owner/name`, and not a path that happens to have one slash."""
+    return not text.startswith(_PATH_PREFIXES) and bool(_HUB_ID.match(text))
+
+
 def source_kind(source: str) -> SourceKind:
     """Which of the three kinds of source `source` is; ValueError if none."""
     if source.startswith(SYNTHETIC_PREFIX) and len(source) > len(SYNTHETIC_PREFIX):
         return "synthetic"
     if source.startswith(_PATH_PREFIXES):
         return "path"
-    if _HUB_ID.match(source):
+    if is_hub_id(source):
         return "hub"
     raise ValueError(
         "source must be synthetic:PRESET, a hub repository id (owner/name) "

@@ -152,6 +152,12 @@ def test_missing_directory(cache_dir: Path, tmp_path: Path):
     assert message == f"model directory not found: {tmp_path / 'nothing-here'}"
 
 
+def test_unregistered_hub_id_says_how_to_serve_it(cache_dir: Path):
+    message = load_error("some-org/some-model", settings_for(cache_dir))
+    assert message.startswith("model directory not found: some-org/some-model")
+    assert "registry file" in message
+
+
 def test_registry_entry_whose_directory_is_missing(cache_dir: Path, tmp_path: Path):
     registry = tmp_path / "models.toml"
     registry.write_text(
