@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from mlx_gen.registry import ModelEntry, is_hub_id, load_registry
+from mlx_gen.registry import ModelEntry, RegistryError, is_hub_id, load_registry
 from mlx_gen.settings import Settings
 
 if TYPE_CHECKING:
@@ -84,7 +84,10 @@ def load_tokenizer(name_or_dir: str, settings: Settings) -> TokenizerWrapper:
 
 def locate(name_or_dir: str, settings: Settings) -> tuple[str, Path, ModelEntry | None]:
     """(served name, local directory, registry entry or None for a plain directory)."""
-    registry = load_registry(settings.registry_file)
+    try:
+        registry = load_registry(settings.registry_file)
+    except RegistryError as exc:  # callers catch one class
+        raise ModelLoadError(str(exc)) from None
     entry = registry.get(name_or_dir)
     if entry is not None:
         return entry.name, materialize(entry, settings), entry
@@ -113,6 +116,10 @@ def materialize(entry: ModelEntry, settings: Settings) -> Path:
             )
         except KeyError as exc:
             raise ModelLoadError(f"model {entry.name!r}: {exc.args[0]}") from None
+        except OSError as exc:
+            raise ModelLoadError(
+                f"cannot build {entry.name} in {settings.cache_dir}: {exc}"
+            ) from None
     if entry.kind == "hub":
         from mlx_gen.hub import fetch_snapshot
 

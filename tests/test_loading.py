@@ -168,6 +168,19 @@ def test_registry_entry_whose_directory_is_missing(cache_dir: Path, tmp_path: Pa
     assert str(tmp_path / "gone") in message
 
 
+def test_bad_registry_file_is_a_load_error(cache_dir: Path, tmp_path: Path):
+    registry = tmp_path / "models.toml"
+    registry.write_text("[models.x]\nsource = 3\n")
+    assert "models.x.source" in load_error("demo", settings_for(cache_dir, registry))
+
+
+def test_synthetic_cache_that_cannot_be_written(tmp_path: Path):
+    blocked = tmp_path / "file-not-dir"
+    blocked.write_text("")
+    message = load_error("demo", settings_for(blocked))
+    assert message.startswith(f"cannot build demo in {blocked}")
+
+
 def test_unknown_synthetic_preset(cache_dir: Path, tmp_path: Path):
     registry = tmp_path / "models.toml"
     registry.write_text(
