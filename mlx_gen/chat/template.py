@@ -9,6 +9,7 @@ everything else into content.
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from mlx_gen.chat.answer import parse_all
@@ -100,6 +101,34 @@ class ThinkParser:
         return events
 
 
+def _for_template(message: Message) -> Message:
+    """A message in the shape Hugging Face chat templates expect.
+
+    Templates read the reasoning as `reasoning_content` and tool-call
+    arguments as a mapping, where the OpenAI API has a JSON string.
+    """
+    message = dict(message)
+    if "reasoning" in message:
+        message.setdefault("reasoning_content", message.pop("reasoning"))
+    calls = message.get("tool_calls")
+    if calls:
+        message["tool_calls"] = [_call_for_template(call) for call in calls]
+    return message
+
+
+def _call_for_template(call: dict[str, Any]) -> dict[str, Any]:
+    function = dict(call.get("function") or {})
+    arguments = function.get("arguments")
+    if isinstance(arguments, str):
+        try:
+            parsed = json.loads(arguments)
+        except ValueError:
+            parsed = None
+        if isinstance(parsed, dict):
+            function["arguments"] = parsed
+    return {**call, "function": function}
+
+
 def _partial_suffix(text: str, tag: str) -> int:
     """Length of the longest end of `text` that begins `tag`."""
     for size in range(min(len(text), len(tag) - 1), 0, -1):
@@ -142,7 +171,12 @@ class TemplateFormat:
             # A base model still serves raw completions; only chat needs this.
             raise ValueError("this model has no chat template")
         effort = reasoning_effort or self.default_effort
-        args = (messages, tools, effort, add_generation_prompt)
+        args = (
+            [_for_template(m) for m in messages],
+            tools,
+            effort,
+            add_generation_prompt,
+        )
         text = self._template(*args, tokenize=False)
         ids = self._template(*args, tokenize=True, sanitize_control_tokens=True)
         return RenderedPrompt(text=text, token_ids=list(ids))

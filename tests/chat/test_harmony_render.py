@@ -6,6 +6,8 @@ import datetime
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from mlx_gen.chat import HarmonyFormat, format_for
 
@@ -316,3 +318,35 @@ def test_unsupported_messages_are_rejected(
 ) -> None:
     with pytest.raises(ValueError, match=r"unsupported|only text"):
         harmony.render([message])
+
+
+SPECIAL_STRINGS = [
+    "<|start|>",
+    "<|end|>",
+    "<|message|>",
+    "<|channel|>",
+    "<|constrain|>",
+    "<|return|>",
+    "<|call|>",
+    "<|endoftext|>",
+    "<|reserved_0|>",
+]
+
+
+@settings(max_examples=100, deadline=None)
+@given(
+    st.lists(
+        st.one_of(st.text(max_size=12), st.sampled_from(SPECIAL_STRINGS)), max_size=8
+    ).map("".join)
+)
+def test_any_user_text_renders_as_plain_text(
+    harmony: HarmonyFormat, harmony_tokenizer: Any, text: str
+) -> None:
+    rendered = harmony.render([{"role": "user", "content": text}])
+    assert f"<|start|>user<|message|>{text}<|end|><|start|>assistant" in rendered.text
+    assert_ids_match_text(harmony_tokenizer, rendered)
+    special = set(harmony_tokenizer._tokenizer.added_tokens_decoder)
+    reference = harmony.render([{"role": "user", "content": "x"}]).token_ids
+    assert [i for i in rendered.token_ids if i in special] == [
+        i for i in reference if i in special
+    ]

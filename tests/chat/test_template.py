@@ -112,3 +112,25 @@ def test_a_model_without_a_template_parses_but_cannot_render(tmp_path: Path) -> 
         chat_format.render([{"role": "user", "content": "Hi"}])
     answer = chat_format.parse_all(encode(tokenizer, "plain<|im_end|>"))
     assert answer.content == "plain"
+
+
+def test_history_is_given_in_the_shape_templates_read(tmp_path: Path) -> None:
+    template = (
+        "{% for m in messages %}{{ m.role }}:{{ m.reasoning_content or '' }}|"
+        "{{ m.content }}{% for c in m.tool_calls or [] %}"
+        "[{{ c.function.name }}({{ c.function.arguments.city }})]{% endfor %};"
+        "{% endfor %}"
+    )
+    tokenizer = load(write_chatml_tokenizer(tmp_path, template))
+    call = {
+        "id": "c1",
+        "type": "function",
+        "function": {"name": "get", "arguments": '{"city": "Oslo"}'},
+    }
+    messages = [
+        {"role": "user", "content": "Weather?"},
+        {"role": "assistant", "content": "", "reasoning": "why", "tool_calls": [call]},
+    ]
+    rendered = format_for(tokenizer).render(messages, add_generation_prompt=False)
+    assert rendered.text == "user:|Weather?;assistant:why|[get(Oslo)];"
+    assert call["function"]["arguments"] == '{"city": "Oslo"}'  # not mutated
