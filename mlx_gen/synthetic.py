@@ -117,13 +117,19 @@ def default_cache_dir() -> Path:
     return settings_cache_dir() / "synthetic"
 
 
+def model_dir(preset: str, cache_dir: Path | None = None, seed: int = 0) -> Path:
+    """Where `ensure_model` keeps `preset` (built there or not yet)."""
+    cache_dir = Path(cache_dir) if cache_dir is not None else default_cache_dir()
+    return cache_dir / f"{preset}-seed{seed}-v{FORMAT_VERSION}"
+
+
 def ensure_model(preset: str, cache_dir: Path | None = None, seed: int = 0) -> Path:
     """The directory of `preset` built from `seed`, building it on first use."""
     if preset not in PRESETS and preset not in LARGE_PRESETS:
         known = ", ".join(sorted([*PRESETS, *LARGE_PRESETS]))
         raise KeyError(f"unknown synthetic preset {preset!r} (known: {known})")
-    cache_dir = Path(cache_dir) if cache_dir is not None else default_cache_dir()
-    target = cache_dir / f"{preset}-seed{seed}-v{FORMAT_VERSION}"
+    target = model_dir(preset, cache_dir, seed)
+    cache_dir = target.parent
     if (target / "config.json").is_file():
         return target
     cache_dir.mkdir(parents=True, exist_ok=True)
