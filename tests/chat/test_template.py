@@ -12,7 +12,7 @@ from mlx_gen.chat import TemplateFormat, collect, format_for
 from mlx_gen.chat.base import ContentDelta, ReasoningDelta
 from mlx_gen.chat.template import ThinkParser
 
-from .conftest import write_chatml_tokenizer
+from .helpers import write_chatml_tokenizer
 
 PLAIN_TEMPLATE = (
     "{% for m in messages %}<|im_start|>{{ m.role }}{{ '\\n' }}"
