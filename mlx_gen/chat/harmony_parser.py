@@ -90,6 +90,8 @@ class HarmonyParser:
             self._abandon_header()
         elif self._state is State.BODY:
             self._end_message()
+        else:
+            self._on_idle_control(END)  # shows a character cut short, if any
         self._state = State.IDLE
         return self._drain()
 
@@ -106,9 +108,7 @@ class HarmonyParser:
         if self._state is State.IDLE:
             if not text:
                 return
-            # Text outside any message: shown as content.
-            self._state = State.BODY
-            self._route, self._channel = Route.CONTENT, None
+            self._open_loose_body()
         if self._channel == "analysis":
             self.reasoning_tokens += 1
         self._emit(text)
@@ -132,7 +132,10 @@ class HarmonyParser:
         if self._channel == "analysis" and control not in (START, CHANNEL):
             self.reasoning_tokens += 1  # the next header counts its own opener
         if control in (MESSAGE, CONSTRAIN):
-            return  # meaningless inside a message: dropped
+            # Meaningless inside a message: dropped, but it still ends a run
+            # of text, as every control token does.
+            self._emit(self._text.flush())
+            return
         self._end_message()
         if control == START:
             self._start_header(role_known=False, first=None)
@@ -141,7 +144,13 @@ class HarmonyParser:
             self._start_header(role_known=True, first=CHANNEL)
 
     def _on_idle_control(self, control: str) -> None:
-        if control == START:
+        held = self._text.flush()
+        if held:
+            # A character cut short before this token: content of its own.
+            self._open_loose_body()
+            self._emit(held)
+            self._on_body_control(control)
+        elif control == START:
             self._start_header(role_known=False, first=None)
         elif control == CHANNEL:
             self._start_header(role_known=True, first=CHANNEL)
@@ -189,6 +198,11 @@ class HarmonyParser:
             self._tool_calls += 1
         elif self._channel == "analysis" and header.role in (None, "assistant"):
             self._route = Route.REASONING
+
+    def _open_loose_body(self) -> None:
+        """Text outside any message: shown as content."""
+        self._state = State.BODY
+        self._route, self._channel = Route.CONTENT, None
 
     def _end_message(self) -> None:
         self._emit(self._text.flush())

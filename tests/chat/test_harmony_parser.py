@@ -202,3 +202,26 @@ def test_unknown_and_out_of_vocabulary_ids_carry_no_text(
 ) -> None:
     ids = [*script("<|channel|>final<|message|>a"), len(harmony_tokenizer) + 5, -1]
     assert harmony.parse_all(ids + script("b")).content == "ab"
+
+
+def test_a_cut_character_between_messages_does_not_break_the_next_header(
+    harmony: HarmonyFormat, harmony_tokenizer: Any, script
+) -> None:
+    emoji = harmony_tokenizer.encode("😀", add_special_tokens=False)
+    ids = [
+        *script("<|channel|>final<|message|>a<|end|>"),
+        emoji[0],
+        *script("<|start|>assistant<|channel|>analysis<|message|>b<|end|>"),
+        emoji[0],
+        *script("<|channel|>final<|message|>c<|return|>"),
+    ]
+    answer = harmony.parse_all(ids)
+    assert (answer.reasoning, answer.content) == ("b", "a\ufffd\ufffdc")
+
+
+def test_a_cut_character_after_the_last_message_is_not_lost(
+    harmony: HarmonyFormat, harmony_tokenizer: Any, script
+) -> None:
+    emoji = harmony_tokenizer.encode("😀", add_special_tokens=False)
+    ids = [*script("<|channel|>final<|message|>a<|end|>"), emoji[0]]
+    assert harmony.parse_all(ids).content == "a\ufffd"

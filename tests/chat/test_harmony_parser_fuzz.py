@@ -35,7 +35,7 @@ SNIPPETS = [
     "<|endoftext|>",
 ]
 FUZZ = settings(
-    max_examples=300,
+    max_examples=500,
     deadline=None,
     suppress_health_check=[HealthCheck.too_slow],
 )
