@@ -181,8 +181,7 @@ class HarmonyParser:
                 self._events.append(MessageEnd(channel=None))
 
     def _open_body(self, header: Header | None) -> None:
-        self._state = State.BODY
-        self._route, self._channel = Route.CONTENT, None
+        self._open_loose_body()
         if header is None:
             # Not a header after all: its text is the start of the content.
             self._emit(self._header_text())

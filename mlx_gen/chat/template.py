@@ -144,6 +144,9 @@ class TemplateFormat:
         self, tokenizer: Any, default_effort: ReasoningEffort = "medium"
     ) -> None:
         self._tokenizer = tokenizer
+        # mlx-lm renders some models with Python code instead of Jinja; that
+        # code takes no extra variables and cannot sanitize control tokens.
+        self._python_template = getattr(tokenizer, "_chat_template", None) is not None
         self.default_effort: ReasoningEffort = default_effort
         self.stop_token_ids = sorted(tokenizer.eos_token_ids)
         self._tags: tuple[str, str] | None = None
@@ -178,7 +181,8 @@ class TemplateFormat:
             add_generation_prompt,
         )
         text = self._template(*args, tokenize=False)
-        ids = self._template(*args, tokenize=True, sanitize_control_tokens=True)
+        sanitize = {} if self._python_template else {"sanitize_control_tokens": True}
+        ids = self._template(*args, tokenize=True, **sanitize)
         return RenderedPrompt(text=text, token_ids=list(ids))
 
     def _template(
@@ -189,11 +193,12 @@ class TemplateFormat:
         add_generation_prompt: bool,
         **kwargs: Any,
     ) -> Any:
+        if not self._python_template:
+            kwargs["reasoning_effort"] = effort
         return self._tokenizer.apply_chat_template(
             messages,
             tools=tools or None,
             add_generation_prompt=add_generation_prompt,
-            reasoning_effort=effort,
             **kwargs,
         )
 

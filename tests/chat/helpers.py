@@ -59,7 +59,9 @@ CHATML_TEMPLATE = (
 
 
 def write_chatml_tokenizer(
-    out_dir: Path, template: str | None = CHATML_TEMPLATE
+    out_dir: Path,
+    template: str | None = CHATML_TEMPLATE,
+    **config_extra: Any,
 ) -> Path:
     """A byte-level BPE with ChatML control tokens, `<think>` tags and `template`."""
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
@@ -81,6 +83,7 @@ def write_chatml_tokenizer(
         "tokenizer_class": "PreTrainedTokenizerFast",
         "eos_token": "<|im_end|>",
         "clean_up_tokenization_spaces": False,
+        **config_extra,
     }
     if template is not None:
         config["chat_template"] = template

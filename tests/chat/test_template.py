@@ -134,3 +134,13 @@ def test_history_is_given_in_the_shape_templates_read(tmp_path: Path) -> None:
     rendered = format_for(tokenizer).render(messages, add_generation_prompt=False)
     assert rendered.text == "user:|Weather?;assistant:why|[get(Oslo)];"
     assert call["function"]["arguments"] == '{"city": "Oslo"}'  # not mutated
+
+
+def test_templates_mlx_lm_renders_in_python(tmp_path: Path) -> None:
+    path = write_chatml_tokenizer(
+        tmp_path, template=None, chat_template_type="deepseek_v32"
+    )
+    tokenizer = load(path)
+    rendered = format_for(tokenizer).render([{"role": "user", "content": "Hi there"}])
+    assert "Hi there" in rendered.text
+    assert tokenizer.decode(rendered.token_ids) == rendered.text
