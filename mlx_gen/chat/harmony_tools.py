@@ -23,7 +23,7 @@ def render_functions_namespace(tools: list[Tool]) -> str:
         function = function_of(tool)
         lines += _comments(function.get("description"), "")
         name = function["name"]
-        parameters = function.get("parameters")
+        parameters = _inline_refs(function.get("parameters"))
         if _has_properties(parameters):
             signature = f"(_: {_object_type(parameters, '')})"
         else:
@@ -56,9 +56,9 @@ def _bare_type(schema: dict[str, Any], indent: str) -> str:
         return " | ".join(json.dumps(value) for value in schema["enum"])
     if "const" in schema:
         return json.dumps(schema["const"])
-    for key in ("oneOf", "anyOf"):
+    for key, joint in (("oneOf", " | "), ("anyOf", " | "), ("allOf", " & ")):
         if isinstance(schema.get(key), list) and schema[key]:
-            return " | ".join(typescript_type(v, indent) for v in schema[key])
+            return joint.join(typescript_type(v, indent) for v in schema[key])
     kind = schema.get("type")
     if isinstance(kind, list):
         return " | ".join(_scalar(k) for k in kind) or "any"
@@ -114,3 +114,37 @@ def _comments(text: Any, indent: str) -> list[str]:
 
 def _has_properties(schema: Any) -> bool:
     return isinstance(schema, dict) and bool(schema.get("properties"))
+
+
+def _inline_refs(schema: Any) -> Any:
+    """The schema with its local `$ref`s replaced by their definitions.
+
+    SDKs describe nested models as `$defs` and `$ref`s, which the model reads
+    best written out in place. A definition inside itself becomes `any`.
+    """
+    if not isinstance(schema, dict):
+        return schema
+    definitions = {**schema.get("definitions", {}), **schema.get("$defs", {})}
+    inlined = _inline(schema, definitions, ())
+    inlined.pop("$defs", None)
+    inlined.pop("definitions", None)
+    return inlined
+
+
+def _inline(node: Any, definitions: dict[str, Any], expanding: tuple) -> Any:
+    if isinstance(node, list):
+        return [_inline(item, definitions, expanding) for item in node]
+    if not isinstance(node, dict):
+        return node
+    ref = node.get("$ref")
+    rest = {
+        k: _inline(v, definitions, expanding) for k, v in node.items() if k != "$ref"
+    }
+    if not isinstance(ref, str):
+        return rest
+    name = ref.rsplit("/", 1)[-1]
+    local = ref.startswith(("#/$defs/", "#/definitions/"))
+    if not local or name in expanding or name not in definitions:
+        return rest
+    target = _inline(definitions[name], definitions, (*expanding, name))
+    return {**target, **rest} if isinstance(target, dict) else rest

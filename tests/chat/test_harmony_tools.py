@@ -174,3 +174,46 @@ def test_scalar_and_union_types(schema: object, expected: str) -> None:
 def test_tool_without_a_name_is_rejected() -> None:
     with pytest.raises(ValueError, match="name"):
         render_functions_namespace([{"type": "function", "function": {}}])
+
+
+def test_local_references_are_written_out_in_place() -> None:
+    parameters = {
+        "type": "object",
+        "$defs": {
+            "Address": {
+                "type": "object",
+                "properties": {"city": {"type": "string"}},
+                "required": ["city"],
+            },
+            "Node": {
+                "type": "object",
+                "properties": {
+                    "children": {"type": "array", "items": {"$ref": "#/$defs/Node"}}
+                },
+            },
+        },
+        "properties": {
+            "home": {"$ref": "#/$defs/Address", "description": "Where they live."},
+            "tree": {"allOf": [{"$ref": "#/$defs/Node"}]},
+            "elsewhere": {"$ref": "https://example.com/schema.json"},
+        },
+        "required": ["home"],
+    }
+    assert render_functions_namespace([tool("save", parameters=parameters)]) == (
+        "## functions\n"
+        "\n"
+        "namespace functions {\n"
+        "\n"
+        "type save = (_: {\n"
+        "// Where they live.\n"
+        "home: {\n"
+        "    city: string,\n"
+        "    },\n"
+        "tree?: {\n"
+        "    children?: any[],\n"
+        "    },\n"
+        "elsewhere?: any,\n"
+        "}) => any;\n"
+        "\n"
+        "} // namespace functions"
+    )
