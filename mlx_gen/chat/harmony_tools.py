@@ -1,9 +1,10 @@
 """Function tools as harmony declares them: a TypeScript-like `functions` namespace.
 
-GPT-OSS was trained on one rendering of JSON Schema, so the layout here
-(comment lines above fields, `?` for optional ones, `// default:` after the
-type, nested objects indented four spaces with their closing brace at that
-indentation) follows it to the character.
+GPT-OSS was trained on one rendering of JSON Schema, so the common cases
+follow its layout to the character: comment lines above fields, `?` for
+optional ones, `// default:` after the type, nested objects indented four
+spaces with their closing brace at that indentation. Rarer constructs
+(unions, references) are written the plainest TypeScript way.
 """
 
 from __future__ import annotations
