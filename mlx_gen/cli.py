@@ -21,6 +21,7 @@ from rich.markup import escape
 
 from mlx_gen.blas import maybe_reexec_with_openblas
 from mlx_gen.commands import CommandError
+from mlx_gen.commands.chat import add_arguments as add_chat_arguments
 from mlx_gen.commands.convert import add_arguments as add_convert_arguments
 from mlx_gen.loading import ModelLoadError
 from mlx_gen.registry import RegistryError
@@ -83,6 +84,12 @@ def add_render_arguments(parser: argparse.ArgumentParser) -> None:
 COMMANDS: dict[str, Command] = {
     "generate": Command(
         "generate text from a prompt", _MODEL_SETTINGS, True, add_generate_arguments
+    ),
+    "chat": Command(
+        "chat with a model in the terminal (local, or a server's --url)",
+        (*_MODEL_SETTINGS, "max_context"),
+        True,
+        add_chat_arguments,
     ),
     "models": Command(
         "list the registered models", ("model", "registry_file", "cache_dir"), False
