@@ -1,0 +1,233 @@
+"""`mlx-gen bench engine`: prefill and decode speed, TTFT and peak memory of
+the mlx-gen engine at chosen prompt lengths and batch sizes.
+
+Each point submits `batch` requests at once through the engine's async API,
+every one with its own random prompt (no prefix-cache hits) and no stop
+token, so each generates exactly `max_tokens`. With `raw`, the same points
+run through mlx-lm's BatchGenerator on the same loaded model, after the
+engine has stopped: the ratio of the two is what the service keeps of the
+raw speed. Definitions:
+
+- TTFT: submit to the first token of a request, as the caller sees it.
+- prefill tok/s: all prompt tokens of the point / time until every request
+  has its first token.
+- decode tok/s: tokens that arrive after the last first token / the time
+  from then to the end (all sequences decoding together); per stream, that
+  divided by the batch.
+- peak memory: mx.get_peak_memory over the point, reset before it
+  (weights and caches included: the whole process's MLX memory).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import statistics
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import mlx.core as mx
+
+from mlx_gen.engine.types import GenerationRequest, SamplingParams
+
+# Raw loop guard: a point never takes more steps than this many per token.
+_STEP_GUARD = 4
+
+
+@dataclass(frozen=True)
+class Point:
+    prompt_tokens: int
+    batch: int
+    max_tokens: int
+
+
+@dataclass
+class Measurement:
+    """What one point measured; times in seconds, memory in bytes."""
+
+    completion_tokens: int
+    seconds: float
+    ttft_p50: float
+    ttft_max: float
+    prefill_tps: float
+    decode_tps: float | None  # None when max_tokens < 2: nothing to decode
+    decode_tps_per_stream: float | None
+    peak_memory_bytes: int
+    cached_tokens: int = 0
+
+
+@dataclass
+class _Clock:
+    """Arrival times of one point's tokens, per request."""
+
+    start: float
+    first: dict[Any, float] = field(default_factory=dict)
+    arrivals: list[tuple[float, int]] = field(default_factory=list)
+
+    def tokens(self, key: Any, count: int) -> None:
+        if count <= 0:
+            return
+        now = time.perf_counter()
+        self.first.setdefault(key, now)
+        self.arrivals.append((now, count))
+
+    def measure(self, point: Point, peak: int, cached: int = 0) -> Measurement:
+        end = max(t for t, _ in self.arrivals)
+        ttfts = sorted(t - self.start for t in self.first.values())
+        all_first = max(self.first.values())
+        decoded = sum(n for t, n in self.arrivals if t > all_first)
+        window = end - all_first
+        decode = decoded / window if decoded and window > 0 else None
+        prompt_total = point.prompt_tokens * point.batch
+        return Measurement(
+            completion_tokens=sum(n for _, n in self.arrivals),
+            seconds=end - self.start,
+            ttft_p50=statistics.median(ttfts),
+            ttft_max=ttfts[-1],
+            prefill_tps=prompt_total / (all_first - self.start),
+            decode_tps=decode,
+            decode_tps_per_stream=None if decode is None else decode / point.batch,
+            peak_memory_bytes=peak,
+            cached_tokens=cached,
+        )
+
+
+def random_prompts(
+    vocab_size: int, avoid: set[int], count: int, length: int, rng: random.Random
+) -> list[list[int]]:
+    """Distinct random prompts of ordinary tokens: no special ids, no shared prefix."""
+    allowed = [i for i in range(vocab_size) if i not in avoid]
+    return [[rng.choice(allowed) for _ in range(length)] for _ in range(count)]
+
+
+def _peak_window(run: Callable[[], Measurement]) -> Measurement:
+    mx.synchronize()
+    mx.reset_peak_memory()
+    result = run()
+    mx.synchronize()
+    result.peak_memory_bytes = mx.get_peak_memory()
+    return result
+
+
+async def _engine_point(engine: Any, point: Point, prompts: list[list[int]]) -> Any:
+    clock = _Clock(time.perf_counter())
+    cached = 0
+
+    async def one(index: int, prompt: list[int]) -> None:
+        nonlocal cached
+        # temperature 1, as the registry's GPT-OSS defaults; no stop ids.
+        sampling = SamplingParams(max_tokens=point.max_tokens, temperature=1.0)
+        request = GenerationRequest(prompt, sampling)
+        async for event in engine.submit(request):
+            clock.tokens(index, len(event.token_ids))
+            if event.finish_reason is not None:
+                if event.finish_reason != "length":
+                    raise RuntimeError(
+                        f"a benchmark request ended with {event.finish_reason}: "
+                        f"{event.error or 'no error given'}"
+                    )
+                if event.usage is not None:
+                    cached += event.usage.cached_tokens
+
+    await asyncio.gather(*(one(i, p) for i, p in enumerate(prompts)))
+    return clock, cached
+
+
+def run_engine_point(
+    engine: Any, point: Point, prompts: list[list[int]]
+) -> Measurement:
+    def run() -> Measurement:
+        clock, cached = asyncio.run(_engine_point(engine, point, prompts))
+        return clock.measure(point, 0, cached)
+
+    return _peak_window(run)
+
+
+def run_raw_point(
+    model: Any, point: Point, prompts: list[list[int]], prefill_step: int
+) -> Measurement:
+    """The same point through mlx-lm's BatchGenerator, temperature 1, no stops."""
+    from mlx_lm.generate import BatchGenerator
+    from mlx_lm.sample_utils import make_sampler
+
+    def run() -> Measurement:
+        generator = BatchGenerator(
+            model,
+            max_tokens=point.max_tokens,
+            sampler=make_sampler(temp=1.0),
+            completion_batch_size=point.batch,
+            prefill_batch_size=min(point.batch, 8),
+            prefill_step_size=prefill_step,
+        )
+        try:
+            clock = _Clock(time.perf_counter())
+            uids = set(generator.insert(prompts))
+            steps = _STEP_GUARD * (point.prompt_tokens + point.max_tokens) * point.batch
+            while uids and steps > 0:
+                steps -= 1
+                for response in generator.next()[1]:
+                    clock.tokens(response.uid, 1)
+                    if response.finish_reason is not None:
+                        uids.discard(response.uid)
+            if uids:
+                raise RuntimeError("mlx-lm's BatchGenerator did not finish the point")
+        finally:
+            generator.close()
+        return clock.measure(point, 0)
+
+    return _peak_window(run)
+
+
+@dataclass
+class PointResult:
+    point: Point
+    engine: Measurement
+    raw: Measurement | None = None
+
+
+def run_points(
+    loaded: Any,
+    engine: Any,
+    points: list[Point],
+    raw: bool,
+    prefill_step: int,
+    seed: int = 0,
+    progress: Callable[[str], None] = lambda _: None,
+) -> list[PointResult]:
+    """Every point through the engine, then (with `raw`) through mlx-lm; the
+    engine is shut down in between so the two never share the device."""
+    rng = random.Random(seed)
+    tokenizer = loaded.tokenizer
+    vocab = int(loaded.config.get("vocab_size") or len(tokenizer))
+    avoid = set(getattr(tokenizer, "all_special_ids", None) or [])
+    avoid |= set(tokenizer.eos_token_ids)
+    prompts = {
+        p: random_prompts(vocab, avoid, p.batch, p.prompt_tokens, rng) for p in points
+    }
+    warm = Point(min(16, points[0].prompt_tokens), 1, 2)
+    warm_prompts = random_prompts(vocab, avoid, 1, warm.prompt_tokens, rng)
+    progress("engine warm-up")
+    run_engine_point(engine, warm, warm_prompts)  # first-use allocations
+    results = []
+    for point in points:
+        progress(f"engine {_label(point)}")
+        results.append(
+            PointResult(point, run_engine_point(engine, point, prompts[point]))
+        )
+    engine.shutdown()
+    if raw:
+        progress("mlx-lm warm-up")
+        run_raw_point(loaded.model, warm, warm_prompts, prefill_step)
+        for result in results:
+            point = result.point
+            progress(f"mlx-lm {_label(point)}")
+            result.raw = run_raw_point(
+                loaded.model, point, prompts[point], prefill_step
+            )
+    return results
+
+
+def _label(point: Point) -> str:
+    return f"prompt {point.prompt_tokens}, batch {point.batch}, {point.max_tokens} out"

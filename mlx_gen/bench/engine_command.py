@@ -1,0 +1,122 @@
+"""`mlx-gen bench engine --model NAME`: arguments, the run, the report."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from dataclasses import replace
+from pathlib import Path
+
+from rich.console import Console
+
+from mlx_gen.commands import CommandError
+from mlx_gen.settings import Settings
+
+
+def int_list(text: str) -> list[int]:
+    """'128,1024' -> [128, 1024]; every value at least 1."""
+    try:
+        values = [int(part) for part in text.split(",") if part.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a list of integers: {text!r}") from None
+    if not values or min(values) < 1:
+        raise argparse.ArgumentTypeError(f"give positive integers: {text!r}")
+    return values
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--prompt-tokens",
+        type=int_list,
+        default=[128, 1024],
+        metavar="N,N",
+        help="prompt lengths (default 128,1024)",
+    )
+    parser.add_argument(
+        "--max-tokens",
+        type=int,
+        default=128,
+        metavar="N",
+        help="tokens generated per request, at least 2 (default 128)",
+    )
+    parser.add_argument(
+        "--batch",
+        type=int_list,
+        default=[1, 8, 32],
+        metavar="N,N",
+        help="requests submitted together (default 1,8,32)",
+    )
+    parser.add_argument(
+        "--raw",
+        action="store_true",
+        help="also run mlx-lm's BatchGenerator on the same model, for comparison",
+    )
+    parser.add_argument("--seed", type=int, default=0, help="of the random prompts")
+    parser.add_argument("--output", type=Path, metavar="FILE", help="write JSON here")
+
+
+def run(args: argparse.Namespace, settings: Settings) -> int:
+    from mlx_gen.bench.engine_bench import Point, run_points
+    from mlx_gen.bench.engine_report import hardware, print_report, report_json
+    from mlx_gen.engine.config import EngineConfig
+    from mlx_gen.engine.llm_engine import LLMEngine
+    from mlx_gen.engine.types import EngineError
+    from mlx_gen.loading import load_model
+
+    if args.max_tokens < 2:
+        raise CommandError("--max-tokens must be at least 2: decode needs two tokens")
+    console, status = Console(), Console(stderr=True)
+    points = [
+        Point(p, b, args.max_tokens)
+        for p in sorted(set(args.prompt_tokens))
+        for b in sorted(set(args.batch))
+    ]
+    widest = max(args.batch)
+    with status.status(f"Loading {settings.model}") as spinner:
+        loaded = load_model(settings.model, settings)
+        # Every point's requests fit one batch; no stop token ends one early.
+        config = replace(
+            EngineConfig.from_settings(settings),
+            max_batch_size=max(widest, settings.max_batch_size),
+            max_queue=max(widest, settings.max_queue),
+            default_stop_token_ids=[],
+        )
+        engine = LLMEngine(loaded.model, loaded.tokenizer, config)
+        try:
+            engine.start()
+            plan = engine.plan
+            results = run_points(
+                loaded,
+                engine,
+                points,
+                args.raw,
+                config.prefill_step_size,
+                args.seed,
+                progress=lambda text: spinner.update(f"Measuring: {text}"),
+            )
+        except EngineError as exc:  # too large for memory, or a point too long
+            raise CommandError(str(exc)) from None
+        finally:
+            engine.shutdown()
+    model = {
+        "name": loaded.name,
+        "quantization": loaded.entry.quantization,
+        "model_type": loaded.config.get("model_type"),
+        "weights_bytes": plan.weights_bytes if plan else None,
+    }
+    used = {
+        "prompt_tokens": sorted(set(args.prompt_tokens)),
+        "batch": sorted(set(args.batch)),
+        "max_tokens": args.max_tokens,
+        "raw": args.raw,
+        "seed": args.seed,
+        "max_batch_size": config.max_batch_size,
+        "prefill_step_size": config.prefill_step_size,
+        "prefix_cache_bytes": config.prefix_cache_bytes,
+    }
+    report = report_json(model, used, results, hardware(), loaded.config)
+    print_report(console, report)
+    if args.output is not None:
+        args.output.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
+        status.print(f"wrote {args.output}", style="dim")
+    return 0

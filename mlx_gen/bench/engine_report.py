@@ -1,0 +1,222 @@
+"""The report of `mlx-gen bench engine`: hardware, targets, a table and JSON."""
+
+from __future__ import annotations
+
+import os
+import platform
+import subprocess
+import sys
+import time
+from dataclasses import asdict
+from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+from mlx_gen.bench.engine_bench import PointResult
+from mlx_gen.blas import blas_in_use
+
+GB = 10**9
+# The product's targets, for GPT-OSS-20B on a 32 GB Apple Silicon Mac.
+TARGET_DECODE_TPS = 150.0
+TARGET_PEAK_BYTES = 16 * GB
+TARGET_TTFT = 0.100
+
+
+def cpu_model() -> str:
+    if sys.platform == "darwin":
+        try:
+            out = subprocess.run(
+                ["sysctl", "-n", "machdep.cpu.brand_string"],
+                capture_output=True,
+                text=True,
+                timeout=5,
+                check=True,
+            )
+            return out.stdout.strip()
+        except (OSError, subprocess.SubprocessError):
+            return platform.processor() or "unknown"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
+
+
+def hardware() -> dict[str, Any]:
+    """Where the figures come from: the accelerator first, in plain words."""
+    import mlx.core as mx
+
+    metal = mx.metal.is_available()
+    info = mx.device_info()
+    ram = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    return {
+        "accelerator": "Apple Silicon GPU (Metal)" if metal else "CPU only (no Metal)",
+        "metal": metal,
+        "device": str(info.get("device_name", mx.default_device())),
+        "cpu": cpu_model(),
+        "cpu_cores": os.cpu_count(),
+        "memory_bytes": int(info.get("memory_size", ram)),
+        "blas": blas_in_use(),
+        "platform": platform.platform(),
+        "mlx": mx.__version__,
+        "mlx_lm": _version("mlx-lm"),
+        "mlx_gen": _version("mlx-gen"),
+    }
+
+
+def _version(package: str) -> str:
+    try:
+        return version(package)
+    except PackageNotFoundError:
+        return "not installed"
+
+
+def is_gpt_oss_20b(config: dict[str, Any]) -> bool:
+    return (
+        config.get("model_type") == "gpt_oss"
+        and config.get("hidden_size") == 2880
+        and config.get("num_hidden_layers") == 24
+        and config.get("num_local_experts") == 32
+    )
+
+
+def targets(
+    results: list[PointResult], config: dict[str, Any], hw: dict[str, Any]
+) -> dict[str, Any]:
+    """The three targets beside the measured figures, and whether they apply."""
+    singles = sorted(
+        (r for r in results if r.point.batch == 1), key=lambda r: r.point.prompt_tokens
+    )
+    single = singles[0].engine if singles else None
+    where = f"batch 1, prompt {singles[0].point.prompt_tokens}" if singles else None
+    peak = max(r.engine.peak_memory_bytes for r in results)
+    rows = [
+        _row("single-stream decode", "tok/s", TARGET_DECODE_TPS, True,
+             single.decode_tps if single else None, where),
+        _row("TTFT (idle, p50)", "s", TARGET_TTFT, False,
+             single.ttft_p50 if single else None, where),
+        _row("peak memory", "bytes", TARGET_PEAK_BYTES, False, peak, "all points"),
+    ]  # fmt: skip
+    applies = bool(hw["metal"]) and is_gpt_oss_20b(config)
+    why = (
+        "GPT-OSS-20B shape on Apple Silicon + Metal: the targets apply"
+        if applies
+        else "the targets are for GPT-OSS-20B on Apple Silicon + Metal: "
+        "this model or machine is not that, so compare for scale only"
+    )
+    return {"apply": applies, "why": why, "rows": rows}
+
+
+def _row(
+    metric: str,
+    unit: str,
+    target: float,
+    higher_is_better: bool,
+    measured: float | None,
+    where: str | None,
+) -> dict[str, Any]:
+    met = None
+    if measured is not None:
+        met = measured >= target if higher_is_better else measured <= target
+    return {
+        "metric": metric,
+        "unit": unit,
+        "target": target,
+        "measured": measured,
+        "met": met,
+        "at": where,
+    }
+
+
+def report_json(
+    model: dict[str, Any],
+    settings: dict[str, Any],
+    results: list[PointResult],
+    hw: dict[str, Any],
+    config: dict[str, Any],
+) -> dict[str, Any]:
+    points = []
+    for r in results:
+        ratio = None
+        if r.raw is not None and r.raw.decode_tps and r.engine.decode_tps:
+            ratio = r.engine.decode_tps / r.raw.decode_tps
+        points.append(
+            asdict(r.point)
+            | {
+                "engine": asdict(r.engine),
+                "raw": asdict(r.raw) if r.raw is not None else None,
+                "decode_ratio_engine_to_raw": ratio,
+            }
+        )
+    return {
+        "benchmark": "mlx-gen bench engine",
+        "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "model": model,
+        "hardware": hw,
+        "settings": settings,
+        "points": points,
+        "targets": targets(results, config, hw),
+    }
+
+
+def _num(value: float | None, fmt: str = "{:.1f}") -> str:
+    return "–" if value is None else fmt.format(value)
+
+
+def _shown(row: dict[str, Any]) -> tuple[str, str]:
+    unit, target, measured = row["unit"], row["target"], row["measured"]
+    if unit == "s":
+        return f"{target * 1000:.0f} ms", _num(
+            measured and measured * 1000, "{:.0f} ms"
+        )
+    if unit == "bytes":
+        return f"{target / GB:.0f} GB", _num(measured and measured / GB, "{:.2f} GB")
+    return f"{target:.0f} {unit}", _num(measured, "{:.1f} " + unit)
+
+
+def print_report(console: Console, report: dict[str, Any]) -> None:
+    model, hw = report["model"], report["hardware"]
+    with_raw = any(p["raw"] is not None for p in report["points"])
+    table = Table(title=f"mlx-gen engine · {model['name']}", title_justify="left")
+    columns = ["prompt", "batch", "TTFT p50", "prefill tok/s", "decode tok/s"]
+    columns += ["per stream", "peak memory"]
+    columns += ["mlx-lm decode tok/s", "engine / mlx-lm"] if with_raw else []
+    for name in columns:
+        table.add_column(name, justify="right", no_wrap=True)
+    for p in report["points"]:
+        e = p["engine"]
+        cells = [
+            str(p["prompt_tokens"]),
+            str(p["batch"]),
+            f"{e['ttft_p50'] * 1000:.0f} ms",
+            _num(e["prefill_tps"]),
+            _num(e["decode_tps"]),
+            _num(e["decode_tps_per_stream"]),
+            f"{e['peak_memory_bytes'] / GB:.2f} GB",
+        ]
+        if with_raw:
+            raw = p["raw"] or {}
+            ratio = p["decode_ratio_engine_to_raw"]
+            cells += [_num(raw.get("decode_tps")), _num(ratio, "{:.0%}")]
+        table.add_row(*cells)
+    console.print(table)
+    goals = Table(title="Targets", title_justify="left")
+    for name in ("metric", "target", "measured", "at", "met"):
+        goals.add_column(name, no_wrap=name != "at")
+    for row in report["targets"]["rows"]:
+        verdict = {True: "[green]yes", False: "[red]no", None: "–"}[row["met"]]
+        goals.add_row(row["metric"], *_shown(row), row["at"] or "–", verdict)
+    console.print(goals)
+    console.print(report["targets"]["why"], style="yellow", soft_wrap=True)
+    console.print(
+        f"Measured on: [bold]{hw['accelerator']}[/] · {hw['device']} · CPU "
+        f"{hw['cpu']} ({hw['cpu_cores']} cores) · {hw['memory_bytes'] / GB:.1f} GB"
+        f" memory · BLAS {hw['blas']} · mlx {hw['mlx']}, mlx-lm {hw['mlx_lm']}",
+        soft_wrap=True,
+        highlight=False,
+    )
