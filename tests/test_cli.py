@@ -105,6 +105,22 @@ def test_models_shows_a_local_directory_and_its_size(
     assert "missing" in lost
 
 
+def test_models_shows_whether_a_synthetic_model_is_built(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
+    monkeypatch.setenv("MLX_GEN_CACHE_DIR", str(tmp_path))
+    before = next(
+        line for line in rows(run_main(capsys, "models")[1]) if " tiny " in line
+    )
+    assert "built on use" in before
+    assert run_main(capsys, "generate", "--prompt", "hi", "--max-tokens", "2")[0] == 0
+    after = next(
+        line for line in rows(run_main(capsys, "models")[1]) if " tiny " in line
+    )
+    assert "yes (synthetic)" in after
+    assert "MB" in after
+
+
 def test_flags_left_out_do_not_override(
     capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ):

@@ -23,7 +23,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     table.add_column("local", no_wrap=True)
     table.add_column("size", justify="right", no_wrap=True)
     for entry in load_registry(settings.registry_file).values():
-        local, path = availability(entry)
+        local, path = availability(entry, settings.cache_dir / "synthetic")
         size = decimal(directory_size(path)) if path is not None else "-"
         name = f"[bold]{entry.name}[/]" if entry.name == settings.model else entry.name
         table.add_row(
@@ -38,9 +38,14 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
-def availability(entry: ModelEntry) -> tuple[str, Path | None]:
+def availability(entry: ModelEntry, synthetic_cache: Path) -> tuple[str, Path | None]:
     """A word for the local state of `entry`, and its directory when on disk."""
     if entry.kind == "synthetic":
+        from mlx_gen.synthetic import model_dir
+
+        path = model_dir(entry.synthetic_preset, synthetic_cache)
+        if (path / "config.json").is_file():
+            return "yes (synthetic)", path
         return "built on use", None
     if entry.kind == "hub":
         from mlx_gen.hub import cached_snapshot
