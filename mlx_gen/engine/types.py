@@ -115,10 +115,18 @@ class QueueFull(EngineError):
         super().__init__(f"The engine queue is full ({waiting} requests waiting).")
 
 
+class InvalidRequest(EngineError, ValueError):
+    """A request the engine can never run as given (empty prompt, bad ids, n)."""
+
+
 class EngineDead(EngineError):
     def __init__(self, reason: str) -> None:
         self.reason = reason
         super().__init__(f"The engine has stopped: {reason}")
+
+
+class ModelTooLarge(EngineError):
+    """Raised by `start`: the model and a minimal KV cache do not fit the budget."""
 
 
 @dataclass
@@ -132,6 +140,11 @@ class MemoryPlan:
     headroom_bytes: int
     kv_token_budget: int
     max_context: int
+    # Working memory of prefill chunks and decode steps, the prefix cache's
+    # share, and the device size the budget was derived from.
+    transient_bytes: int = 0
+    prefix_cache_bytes: int = 0
+    device_bytes: int = 0
 
 
 @dataclass

@@ -1,0 +1,138 @@
+"""The engine's public face: start, submit, abort, stats, shutdown.
+
+One thread owns MLX (engine_thread.py); this side calls `mx` only once, at
+construction, to materialize the model's lazy arrays (MLX streams belong to
+the thread that made them, so the engine thread cannot evaluate them). `submit`
+validates on the caller's thread and raises ContextLengthExceeded, QueueFull,
+InvalidRequest or EngineDead before returning, so a server can answer 400 or
+503 before it starts a response; the events then arrive on the returned async
+iterator, delivered to the caller's event loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import atexit
+import threading
+import time
+import weakref
+from pathlib import Path
+from typing import Any
+
+import mlx.core as mx
+import mlx.nn as nn
+
+from mlx_gen.engine.config import EngineConfig
+from mlx_gen.engine.engine_thread import EngineThread
+from mlx_gen.engine.stream import EventStream
+from mlx_gen.engine.types import (
+    EngineDead,
+    EngineStats,
+    GenerationRequest,
+    InvalidRequest,
+    MemoryPlan,
+    QueueFull,
+)
+from mlx_gen.engine.validation import validate
+
+_started: weakref.WeakSet[LLMEngine] = weakref.WeakSet()
+
+
+@atexit.register
+def _stop_all() -> None:
+    # An engine thread left running would die at exit with its MLX streams alive.
+    for engine in list(_started):
+        engine.shutdown()
+
+
+class LLMEngine:
+    def __init__(self, model: nn.Module, tokenizer: Any, config: EngineConfig) -> None:
+        mx.eval(model)
+        self.config = config
+        self._worker = EngineThread(model, tokenizer, config)
+        self._thread: threading.Thread | None = None
+
+    def start(self, timeout: float | None = None) -> None:
+        """Start the engine thread and wait until it serves; raises
+        ModelTooLarge, with the numbers, if the model does not fit the budget."""
+        worker = self._worker
+        self._thread = threading.Thread(target=worker.run, name="mlx-gen-engine")
+        self._thread.daemon = True
+        self._thread.start()
+        _started.add(self)
+        worker.ready.wait(timeout)
+        if worker.startup_error is not None:
+            self._thread.join()
+            raise worker.startup_error
+
+    @property
+    def plan(self) -> MemoryPlan | None:
+        memory = self._worker.memory
+        return memory.plan if memory else None
+
+    def submit(self, request: GenerationRequest) -> EventStream:
+        """Queue `request`; its events arrive on the returned async iterator.
+
+        Call it on the event loop that will read the events. Closing the
+        iterator, or cancelling the task reading it, aborts the request."""
+        loop = asyncio.get_running_loop()
+        worker = self._worker
+        if not worker.alive:
+            raise EngineDead(worker.error or "the engine is not running")
+        validate(request, worker.memory, self.config.max_batch_size)
+        stream = EventStream(request.request_id, request.sampling.n, self.abort)
+        with worker.lock:
+            if not (worker.alive and worker.accepting):
+                raise EngineDead(worker.error or "the engine is shutting down")
+            if worker.unadmitted >= self.config.max_queue:
+                raise QueueFull(worker.unadmitted)
+            if request.request_id in worker.active:
+                raise InvalidRequest(f"request id {request.request_id!r} is in use")
+            worker.unadmitted += 1
+            worker.active.add(request.request_id)
+            sink = (loop, stream)
+            worker.inbox.put(("submit", (request, sink, time.perf_counter())))
+        return stream
+
+    def abort(self, request_id: str) -> None:
+        """End a request (from any thread) within one decode step; its last
+        event has finish_reason 'abort'."""
+        self._worker.inbox.put(("abort", request_id))
+
+    def stats(self) -> EngineStats:
+        worker = self._worker
+        stats = worker.stats or EngineStats(False, None, 0, 0, 0, 0, 0, 0, 0, None)
+        stats.alive, stats.error = worker.alive, worker.error
+        return stats
+
+    def shutdown(self, drain_timeout: float = 0.0) -> None:
+        """Let running work finish for up to `drain_timeout` seconds, abort the
+        rest, stop the thread. Blocks: from async code use asyncio.to_thread."""
+        with self._worker.lock:
+            self._worker.accepting = False
+        if self._thread is not None and self._thread.is_alive():
+            self._worker.inbox.put(("stop", time.perf_counter() + drain_timeout))
+            self._thread.join()
+
+    def __enter__(self) -> LLMEngine:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.shutdown()
+
+
+def load_engine(
+    model: str | Path | tuple[nn.Module, Any],
+    config: EngineConfig | None = None,
+    start: bool = True,
+) -> LLMEngine:
+    """An engine over a model directory (loaded with mlx-lm) or a loaded
+    (model, TokenizerWrapper) pair; started unless `start` is False."""
+    if isinstance(model, (str, Path)):
+        import mlx_lm
+
+        model = mlx_lm.load(str(model))[:2]
+    engine = LLMEngine(model[0], model[1], config or EngineConfig())
+    if start:
+        engine.start()
+    return engine

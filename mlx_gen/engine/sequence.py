@@ -1,0 +1,147 @@
+"""One choice of a request: its tokens, text, stop conditions and timings.
+
+Pure Python: the MLX state of a sequence (its PRNG key, its processors and
+their token context) is attached by the engine thread and only read there.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from mlx_gen.engine.detokenizer import Detokenizer
+from mlx_gen.engine.types import (
+    FinishReason,
+    GenerationEvent,
+    GenerationRequest,
+    LogitsProcessor,
+    Timings,
+    TokenLogprob,
+    Usage,
+)
+
+
+class StopStrings:
+    """Finds stop strings in streamed text. Text that could be the start of a
+    stop string is held back until the next tokens decide; a matched stop
+    string and anything after it are never emitted."""
+
+    def __init__(self, stops: list[str]) -> None:
+        self._stops = [s for s in stops if s]
+        self._held = ""
+
+    def feed(self, text: str) -> tuple[str, bool]:
+        """Returns (text safe to emit, whether a stop string matched)."""
+        if not self._stops:
+            return text, False
+        buf = self._held + text
+        hits = [i for i in (buf.find(s) for s in self._stops) if i >= 0]
+        if hits:
+            self._held = ""
+            return buf[: min(hits)], True
+        hold = 0
+        for stop in self._stops:
+            for k in range(min(len(stop) - 1, len(buf)), hold, -1):
+                if buf.endswith(stop[:k]):
+                    hold = k
+                    break
+        self._held = buf[len(buf) - hold :]
+        return buf[: len(buf) - hold], False
+
+    def flush(self) -> str:
+        held, self._held = self._held, ""
+        return held
+
+
+class Sequence:
+    def __init__(
+        self,
+        request: GenerationRequest,
+        index: int,
+        detokenizer: Detokenizer,
+        default_stop_ids: frozenset[int],
+        submit_time: float,
+    ) -> None:
+        self.request = request
+        self.params = request.sampling
+        self.index = index
+        self.prompt_len = len(request.prompt_token_ids)
+        self.stop_ids = default_stop_ids | frozenset(self.params.stop_token_ids)
+        self.output: list[int] = []
+        self.detokenizer = detokenizer
+        self.stops = StopStrings(self.params.stop)
+        self.finish_reason: FinishReason | None = None
+        self.cached_tokens = 0
+        self.submit_time = submit_time
+        self.admit_time: float | None = None
+        self.first_token_time: float | None = None
+        self.owner: Any = None  # the engine's record of the request
+        # Set on the engine thread when the request is admitted.
+        self.key: Any = None
+        self.processors: list[LogitsProcessor] = []
+        self.context: Any = None
+
+    @property
+    def finished(self) -> bool:
+        return self.finish_reason is not None
+
+    def append(
+        self, token: int, logprob: TokenLogprob | None, now: float
+    ) -> GenerationEvent:
+        """Take one generated token; the event may finish the sequence."""
+        self.output.append(token)
+        if self.first_token_time is None:
+            self.first_token_time = now
+        reason: FinishReason | None = None
+        if token in self.stop_ids:
+            text, reason = self._drain(), "stop"
+        else:
+            text, matched = self.stops.feed(self.detokenizer.add(token))
+            if matched:
+                reason = "stop"
+            elif len(self.output) >= self.params.max_tokens:
+                text, reason = text + self._drain(), "length"
+        return self._event([token], text, logprob, reason, now)
+
+    def finish(
+        self, reason: FinishReason, now: float, error: str | None = None
+    ) -> GenerationEvent:
+        """End the sequence from outside (abort, error): a final, empty event."""
+        event = self._event([], "", None, reason, now)
+        event.error = error
+        return event
+
+    def _drain(self) -> str:
+        text, matched = self.stops.feed(self.detokenizer.flush())
+        return text if matched else text + self.stops.flush()
+
+    def _event(
+        self,
+        tokens: list[int],
+        text: str,
+        logprob: TokenLogprob | None,
+        reason: FinishReason | None,
+        now: float,
+    ) -> GenerationEvent:
+        event = GenerationEvent(
+            request_id=self.request.request_id,
+            index=self.index,
+            token_ids=tokens,
+            text=text,
+            logprobs=[logprob] if logprob is not None else None,
+        )
+        if reason is not None:
+            self.finish_reason = reason
+            event.finish_reason = reason
+            event.usage = Usage(self.prompt_len, len(self.output), self.cached_tokens)
+            event.timings = self.timings(now)
+        return event
+
+    def timings(self, now: float) -> Timings:
+        start = self.submit_time
+        admitted = self.admit_time if self.admit_time is not None else now
+        first = self.first_token_time
+        return Timings(
+            queue_wait=admitted - start,
+            time_to_first_token=first - start if first is not None else 0.0,
+            total=now - start,
+        )

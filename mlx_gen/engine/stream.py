@@ -1,0 +1,65 @@
+"""The asyncio side of a request: the async iterator `submit` returns.
+
+The engine thread never touches it directly: it hands batches of events to
+the request's event loop with `loop.call_soon_threadsafe(deliver, ...)`, one
+call per loop per engine step.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+
+from mlx_gen.engine.types import GenerationEvent
+
+
+class EventStream:
+    """One request's events, in order; ends after every choice has finished.
+
+    Closing it, cancelling the task that awaits it, or dropping it before the
+    end aborts the request.
+    """
+
+    def __init__(
+        self, request_id: str, choices: int, abort: Callable[[str], None]
+    ) -> None:
+        self.request_id = request_id
+        self._open = choices
+        self._abort = abort
+        self._queue: asyncio.Queue[GenerationEvent] = asyncio.Queue()
+
+    def __aiter__(self) -> EventStream:
+        return self
+
+    async def __anext__(self) -> GenerationEvent:
+        if self._open <= 0:
+            raise StopAsyncIteration
+        try:
+            event = await self._queue.get()
+        except BaseException:  # cancelled while waiting: nobody will read on
+            self.close()
+            raise
+        if event.finish_reason is not None:
+            self._open -= 1
+        return event
+
+    def close(self) -> None:
+        """Stop reading; abort the request if it has not finished."""
+        if self._open > 0:
+            self._open = 0
+            self._abort(self.request_id)
+
+    async def aclose(self) -> None:
+        self.close()
+
+    def __del__(self) -> None:
+        self.close()
+
+    def push(self, event: GenerationEvent) -> None:
+        self._queue.put_nowait(event)
+
+
+def deliver(items: list[tuple[EventStream, GenerationEvent]]) -> None:
+    """Runs on the event loop: hand a step's events to their streams."""
+    for stream, event in items:
+        stream.push(event)
