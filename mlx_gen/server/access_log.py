@@ -63,6 +63,8 @@ class AccessLogMiddleware:
             else:
                 await internal_error().response()(scope, receive, send_with_id)
         finally:
+            # The route template, not the path: a bounded set of metric labels.
+            info.endpoint = getattr(scope.get("route"), "path", "unmatched")
             duration = time.perf_counter() - info.started
             self.metrics.observe_request(info, duration)
             access_logger.info(json.dumps(_log_record(scope, info, duration)))

@@ -48,7 +48,6 @@ async def chat_completions(request: Request) -> Response:
     state = state_of(request)
     served = state.served
     info = info_of(request.scope)
-    info.endpoint = "chat_completions"
     body = await read_body(request, ChatCompletionRequest)
     check_model(served, body.model)
     info.model = served.name
@@ -74,11 +73,7 @@ async def chat_completions(request: Request) -> Response:
         top_logprobs,
         include_usage=bool(body.stream_options and body.stream_options.include_usage),
     )
-    try:
-        events = submit(served, prompt.token_ids, sampling, answer.request_id)
-    except Exception:
-        reservation.settle(0)
-        raise
+    events = submit(served, prompt.token_ids, sampling, answer.request_id, reservation)
     return await respond(
         request, state, answer, events, reservation, n_prompt, bool(body.stream)
     )

@@ -109,7 +109,6 @@ async def completions(request: Request) -> Response:
     state = state_of(request)
     served = state.served
     info = info_of(request.scope)
-    info.endpoint = "completions"
     body = await read_body(request, CompletionRequest)
     check_model(served, body.model)
     info.model = served.name
@@ -137,11 +136,7 @@ async def completions(request: Request) -> Response:
         echo=prompt_text if body.echo else "",
         include_usage=bool(body.stream_options and body.stream_options.include_usage),
     )
-    try:
-        events = submit(served, prompt_ids, sampling, answer.request_id)
-    except Exception:
-        reservation.settle(0)
-        raise
+    events = submit(served, prompt_ids, sampling, answer.request_id, reservation)
     return await respond(
         request, state, answer, events, reservation, len(prompt_ids), bool(body.stream)
     )

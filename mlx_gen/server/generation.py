@@ -14,6 +14,7 @@ from starlette.requests import Request
 from mlx_gen.engine.types import (
     ContextLengthExceeded,
     EngineDead,
+    EngineError,
     GenerationEvent,
     GenerationRequest,
     QueueFull,
@@ -26,6 +27,7 @@ from mlx_gen.server.errors import (
     model_not_found,
     unavailable,
 )
+from mlx_gen.server.limits import Reservation
 from mlx_gen.server.schemas import SamplingFields
 from mlx_gen.server.served import ServedModel
 
@@ -128,8 +130,10 @@ def submit(
     prompt_ids: list[int],
     sampling: SamplingParams,
     request_id: str,
+    reservation: Reservation,
 ) -> AsyncIterator[GenerationEvent]:
-    """Hand the request to the engine; its refusals become HTTP errors."""
+    """Hand the request to the engine; its refusals become HTTP errors (and
+    give back the rate-limit reservation)."""
     gen = GenerationRequest(
         prompt_token_ids=prompt_ids, sampling=sampling, request_id=request_id
     )
@@ -137,18 +141,23 @@ def submit(
         served.prepare_request(gen)
     try:
         return served.engine.submit(gen)
-    except ContextLengthExceeded as exc:
-        raise context_error(exc.prompt_tokens, exc.max_tokens, exc.limit) from None
-    except QueueFull as exc:
-        raise unavailable(
+    except EngineError as exc:
+        reservation.settle(0)
+        raise _engine_refusal(exc) from None
+
+
+def _engine_refusal(exc: EngineError) -> APIError:
+    if isinstance(exc, ContextLengthExceeded):
+        return context_error(exc.prompt_tokens, exc.max_tokens, exc.limit)
+    if isinstance(exc, QueueFull):
+        return unavailable(
             "The server is busy: too many requests are waiting. Retry shortly.",
             code="server_overloaded",
             retry_after=exc.retry_after,
-        ) from None
-    except EngineDead:
-        raise unavailable(
-            "The generation engine has stopped.", code="engine_unavailable"
-        ) from None
+        )
+    if isinstance(exc, EngineDead):
+        return unavailable("The generation engine has stopped.", "engine_unavailable")
+    return bad_request(f"The engine refused the request: {exc}")
 
 
 async def wait_for_disconnect(request: Request) -> None:

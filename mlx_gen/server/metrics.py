@@ -92,9 +92,8 @@ class Metrics:
         )
 
     def observe_request(self, info: RequestInfo, duration: float) -> None:
-        endpoint = info.endpoint or "other"
-        self.requests.labels(endpoint=endpoint, status=str(info.status)).inc()
-        self.e2e.labels(endpoint=endpoint).observe(duration)
+        self.requests.labels(endpoint=info.endpoint, status=str(info.status)).inc()
+        self.e2e.labels(endpoint=info.endpoint).observe(duration)
         if info.ttft is not None:
             self.ttft.observe(info.ttft)
         self.prompt_tokens.inc(info.prompt_tokens)

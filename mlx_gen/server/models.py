@@ -7,7 +7,6 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from mlx_gen.server.context import info_of
 from mlx_gen.server.errors import model_not_found
 from mlx_gen.server.served import ServedModel
 from mlx_gen.server.state import state_of
@@ -24,13 +23,11 @@ def model_card(served: ServedModel) -> dict[str, Any]:
 
 
 async def list_models(request: Request) -> Response:
-    info_of(request.scope).endpoint = "models"
     served = state_of(request).served
     return JSONResponse({"object": "list", "data": [model_card(served)]})
 
 
 async def get_model(request: Request) -> Response:
-    info_of(request.scope).endpoint = "models"
     served = state_of(request).served
     name = request.path_params["model_id"]
     if name != served.name:

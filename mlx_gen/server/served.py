@@ -23,6 +23,8 @@ class Engine(Protocol):
 
     def stats(self) -> EngineStats: ...
 
+    def shutdown(self, drain_timeout: float = 0.0) -> None: ...
+
 
 @dataclass
 class ServedModel:

@@ -6,7 +6,6 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from mlx_gen.server.chat_completions import render_chat
-from mlx_gen.server.context import info_of
 from mlx_gen.server.generation import check_model, check_token_ids, read_body
 from mlx_gen.server.schemas import ChatCompletionRequest
 from mlx_gen.server.schemas_text import DetokenizeRequest, TokenizeRequest
@@ -16,7 +15,6 @@ from mlx_gen.server.state import state_of
 async def tokenize(request: Request) -> Response:
     state = state_of(request)
     served = state.served
-    info_of(request.scope).endpoint = "tokenize"
     body = await read_body(request, TokenizeRequest)
     check_model(served, body.model)
     if body.prompt is not None:
@@ -44,7 +42,6 @@ async def tokenize(request: Request) -> Response:
 async def detokenize(request: Request) -> Response:
     state = state_of(request)
     served = state.served
-    info_of(request.scope).endpoint = "detokenize"
     body = await read_body(request, DetokenizeRequest)
     check_model(served, body.model)
     check_token_ids(body.tokens, served, "tokens")

@@ -1,11 +1,18 @@
-"""Fixtures of the server tests: the tiny model's tokenizer and harmony format."""
+"""Fixtures of the server tests: the tiny model behind a real engine and app."""
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+
+from mlx_gen.server.served import ServedModel
+
+from .helpers import LiveServer, Script, live, settings_for
+
+MODEL = "tiny"
 
 
 @pytest.fixture(scope="session")
@@ -20,3 +27,64 @@ def harmony(tiny_tokenizer: Any) -> Any:
     from mlx_gen.chat import format_for
 
     return format_for(tiny_tokenizer, today="2026-01-01")
+
+
+@pytest.fixture(scope="session")
+def engine(tiny_model_path: Path) -> Iterator[Any]:
+    from mlx_gen.engine.config import EngineConfig
+    from mlx_gen.engine.llm_engine import load_engine
+
+    engine = load_engine(tiny_model_path, EngineConfig(max_batch_size=8))
+    yield engine
+    engine.shutdown()
+
+
+@pytest.fixture(scope="session")
+def session_script() -> Script:
+    return Script()
+
+
+@pytest.fixture
+def script(session_script: Script) -> Iterator[Script]:
+    session_script.reset()
+    yield session_script
+    session_script.reset()
+
+
+@pytest.fixture(scope="session")
+def served(engine: Any, tiny_tokenizer: Any, harmony: Any, session_script: Script):
+    return ServedModel(
+        name=MODEL,
+        engine=engine,
+        chat_format=harmony,
+        tokenizer=tiny_tokenizer,
+        max_context=4096,
+        vocab_size=len(tiny_tokenizer),
+        prepare_request=session_script,
+    )
+
+
+@pytest.fixture(scope="module")
+def server(served: ServedModel) -> Iterator[LiveServer]:
+    """A server with the default settings: no keys, no limits."""
+    from mlx_gen.server.app import create_app
+
+    with live(create_app(settings_for(), served)) as running:
+        yield running
+
+
+@pytest.fixture
+def make_server(served: ServedModel) -> Iterator[Callable[..., LiveServer]]:
+    """Start a server with these settings; stopped at the end of the test."""
+    from mlx_gen.server.app import create_app
+
+    started: list[LiveServer] = []
+
+    def make(served_model: ServedModel = served, **overrides: Any) -> LiveServer:
+        app = create_app(settings_for(**overrides), served_model)
+        started.append(LiveServer(app).start())
+        return started[-1]
+
+    yield make
+    for running in started:
+        running.stop()
