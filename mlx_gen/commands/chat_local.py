@@ -14,7 +14,7 @@ import secrets
 import threading
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from mlx_gen.commands import CommandError
 from mlx_gen.settings import Settings
@@ -36,6 +36,7 @@ def local_server(settings: Settings) -> Iterator[Endpoint]:
     import uvicorn
 
     from mlx_gen.chat import format_for
+    from mlx_gen.engine.config import EngineConfig
     from mlx_gen.engine.llm_engine import LLMEngine
     from mlx_gen.loading import load_model
     from mlx_gen.server.app import create_app
@@ -58,9 +59,14 @@ def local_server(settings: Settings) -> Iterator[Endpoint]:
     chat_format = format_for(
         loaded.tokenizer, default_effort=loaded.entry.reasoning_effort
     )
-    engine = LLMEngine.from_loaded(loaded, settings, chat_format.stop_token_ids)
+    config = replace(
+        EngineConfig.from_settings(settings),
+        default_stop_token_ids=list(chat_format.stop_token_ids),
+    )
+    engine = LLMEngine(loaded.model, loaded.tokenizer, config)
     try:
-        plan = engine.stats().plan
+        engine.start()
+        plan = engine.plan
         served = ServedModel.from_loaded(
             loaded, engine, chat_format, plan.max_context if plan else None
         )

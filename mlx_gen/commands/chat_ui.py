@@ -12,6 +12,11 @@ from rich.text import Text
 
 # Lines of reasoning kept on screen while it streams folded.
 _TAIL_LINES = 4
+# Control characters in model output (ESC above all) must not drive the
+# terminal: each shows as U+FFFD. Newlines and tabs stay.
+_CONTROLS = {
+    c: "\ufffd" for c in [*range(32), *range(127, 160)] if chr(c) not in "\n\t"
+}
 
 
 @dataclass
@@ -59,6 +64,7 @@ class TurnView:
         self._at_line_start = True
 
     def reasoning(self, text: str) -> None:
+        text = text.translate(_CONTROLS)
         if self._started is None:
             self._started = time.perf_counter()
         self.reasoning_text += text
@@ -66,10 +72,11 @@ class TurnView:
             self._write(text, "dim")
             return
         if self._live is None:
+            # Redrawn a few times a second, not once per token.
             self._live = Live(
-                console=self.console, transient=True, auto_refresh=False
+                console=self.console, transient=True, refresh_per_second=8
             ).__enter__()
-        self._live.update(self._tail(), refresh=True)
+        self._live.update(self._tail())
 
     def content(self, text: str) -> None:
         if not self._in_content:
@@ -86,13 +93,22 @@ class TurnView:
             self.console.print(note, style="yellow", markup=False, highlight=False)
 
     def stats(self, stats: TurnStats) -> None:
-        self.console.print(stats.line(), style="dim cyan", highlight=False)
+        self.console.print(
+            stats.line(), style="dim cyan", highlight=False, soft_wrap=True
+        )
 
     def _tail(self) -> Text:
-        lines = self.reasoning_text.splitlines()[-_TAIL_LINES:]
-        width = max(self.console.width - 2, 10)
-        shown = [line[-width:] for line in lines]
-        return Text("\n".join(["thinking…", *shown]), style="dim")
+        """The last lines of the reasoning as the screen would wrap them."""
+        width = max(self.console.width - 1, 10)
+        # Only the end matters: never re-wrap a long reasoning from its start.
+        recent = self.reasoning_text[-width * _TAIL_LINES * 2 :].split("\n")
+        lines = [
+            line[i : i + width]
+            for line in recent
+            for i in range(0, len(line) or 1, width)
+        ]
+        text = "\n".join(["thinking…", *lines[-_TAIL_LINES:]])
+        return Text(text, style="dim", no_wrap=True, overflow="crop")
 
     def _fold(self) -> None:
         """Close the live tail (folded mode) and leave a one-line summary."""
@@ -108,14 +124,14 @@ class TurnView:
             return
         seconds = time.perf_counter() - self._started
         self.console.print(
-            f"▸ thought for {seconds:.1f} s ({len(self.reasoning_text)} characters;"
-            " /think shows it)",
+            f"▸ thought for {seconds:.1f} s · /think shows the reasoning",
             style="dim",
             highlight=False,
         )
         self._started = None
 
     def _write(self, text: str, style: str | None) -> None:
+        text = text.translate(_CONTROLS)
         self.console.print(
             text, style=style, end="", markup=False, highlight=False, soft_wrap=True
         )
