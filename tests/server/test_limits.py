@@ -2,10 +2,19 @@
 
 from __future__ import annotations
 
+import dataclasses
+import http.client
+import json
+import socket
+
+import httpx
+import openai
 import pytest
 
 from mlx_gen.server.errors import APIError
 from mlx_gen.server.limits import RateLimiter, _duration
+
+from .helpers import script_ids
 
 
 class Clock:
@@ -94,3 +103,106 @@ def test_disabled_limiter_admits_everything():
 )
 def test_reset_durations_in_openai_format(seconds, text):
     assert _duration(seconds) == text
+
+
+HI = [{"role": "user", "content": "Hi"}]
+CHAT = {"model": "tiny", "messages": HI, "max_tokens": 1}
+
+
+def test_429_with_retry_after_and_ratelimit_headers(make_server):
+    server = make_server(rate_limit_rpm=2)
+    url = server.url("/v1/chat/completions")
+    ok = httpx.post(url, json=CHAT)
+    assert ok.headers["x-ratelimit-limit-requests"] == "2"
+    assert ok.headers["x-ratelimit-remaining-requests"] == "1"
+    assert ok.headers["x-ratelimit-reset-requests"].endswith("s")
+    httpx.post(url, json=CHAT)
+    limited = httpx.post(url, json=CHAT)
+    assert limited.status_code == 429
+    assert int(limited.headers["retry-after"]) >= 1
+    assert limited.headers["x-ratelimit-remaining-requests"] == "0"
+    assert limited.json()["error"]["code"] == "rate_limit_exceeded"
+    client = openai.OpenAI(base_url=server.url("/v1"), api_key="x", max_retries=0)
+    with pytest.raises(openai.RateLimitError):
+        client.chat.completions.create(model="tiny", messages=HI, max_tokens=1)
+
+
+def test_unused_tokens_are_refunded(make_server, script, tiny_tokenizer):
+    server = make_server(rate_limit_tpm=1000)
+    url = server.url("/v1/chat/completions")
+    body = {**CHAT, "max_tokens": 500}
+    # Each request reserves prompt + 500 tokens; a short answer gives most back.
+    script.ids = script_ids(tiny_tokenizer, "<|channel|>final<|message|>Hi<|return|>")
+    first = httpx.post(url, json=body)
+    assert first.status_code == 200
+    reserved_left = int(first.headers["x-ratelimit-remaining-tokens"])
+    assert reserved_left < 500  # without the refund the next one would not fit
+    assert httpx.post(url, json=body).status_code == 200
+    script.ids = script_ids(tiny_tokenizer, "<|channel|>final<|message|>la")
+    httpx.post(url, json=body)  # uses all its 500 tokens: nothing comes back...
+    assert httpx.post(url, json=body).status_code == 429  # ...so no room is left
+
+
+def test_body_over_the_limit_is_refused_before_it_is_read(make_server):
+    server = make_server(max_body_bytes=4096)
+    host, port = server.base.removeprefix("http://").split(":")
+    with socket.create_connection((host, int(port))) as sock:
+        # Announce a huge body, send none of it: the answer comes anyway.
+        sock.sendall(
+            b"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\n"
+            b"Content-Type: application/json\r\nContent-Length: 1000000000\r\n\r\n"
+        )
+        sock.settimeout(5)
+        answer = http.client.HTTPResponse(sock)
+        answer.begin()
+        assert answer.status == 413
+        assert json.loads(answer.read())["error"]["code"] == "request_too_large"
+
+
+def test_chunked_body_is_counted_as_it_arrives(make_server):
+    server = make_server(max_body_bytes=4096)
+
+    def chunks():
+        for _ in range(100):
+            yield b" " * 1024
+
+    response = httpx.post(server.url("/v1/chat/completions"), content=chunks())
+    assert response.status_code == 413
+    assert response.json()["error"]["code"] == "request_too_large"
+
+
+def test_bounds_on_messages_context_and_vocabulary(make_server):
+    server = make_server(max_messages=3)
+    url = server.url("/v1/chat/completions")
+    too_many = httpx.post(url, json={**CHAT, "messages": HI * 4})
+    assert too_many.status_code == 400
+    assert too_many.json()["error"]["param"] == "messages"
+    long = httpx.post(url, json={**CHAT, "max_tokens": 4096})
+    error = long.json()["error"]
+    assert long.status_code == 400 and error["code"] == "context_length_exceeded"
+    assert "4096" in error["message"]
+    bias = httpx.post(url, json={**CHAT, "logit_bias": {"99999": 5}})
+    assert bias.status_code == 400 and bias.json()["error"]["param"] == "logit_bias"
+
+
+def test_full_engine_queue_is_503_with_retry_after(
+    tiny_model_path, served, script, tiny_tokenizer, make_server
+):
+    from mlx_gen.engine.config import EngineConfig
+    from mlx_gen.engine.llm_engine import load_engine
+
+    engine = load_engine(tiny_model_path, EngineConfig(max_batch_size=1, max_queue=1))
+    try:
+        server = make_server(dataclasses.replace(served, engine=engine))
+        script.ids = script_ids(tiny_tokenizer, "<|channel|>final<|message|>la")
+        url = server.url("/v1/chat/completions")
+        long = {**CHAT, "max_tokens": 3000, "stream": True}
+        with httpx.stream("POST", url, json=long) as running, \
+                httpx.stream("POST", url, json=long) as waiting:  # fmt: skip
+            assert running.status_code == waiting.status_code == 200
+            full = httpx.post(url, json=CHAT)
+        assert full.status_code == 503
+        assert full.headers["retry-after"] == "1"
+        assert full.json()["error"]["code"] == "server_overloaded"
+    finally:
+        engine.shutdown()
