@@ -15,6 +15,7 @@ import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
+from typing import Any
 
 from mlx_gen.commands import CommandError
 from mlx_gen.settings import Settings
@@ -38,6 +39,7 @@ def local_server(settings: Settings) -> Iterator[Endpoint]:
     from mlx_gen.chat import format_for
     from mlx_gen.engine.config import EngineConfig
     from mlx_gen.engine.llm_engine import LLMEngine
+    from mlx_gen.engine.types import EngineError
     from mlx_gen.loading import load_model
     from mlx_gen.server.app import create_app
     from mlx_gen.server.run import bind
@@ -65,21 +67,25 @@ def local_server(settings: Settings) -> Iterator[Endpoint]:
     )
     engine = LLMEngine(loaded.model, loaded.tokenizer, config)
     try:
-        engine.start()
+        try:
+            engine.start()
+        except EngineError as exc:  # the model does not fit the memory budget
+            raise CommandError(str(exc)) from None
         plan = engine.plan
         served = ServedModel.from_loaded(
             loaded, engine, chat_format, plan.max_context if plan else None
         )
         sock = bind(settings.host, settings.port)
         port = sock.getsockname()[1]
-        config = uvicorn.Config(
-            create_app(settings, served),
-            log_config=None,
-            access_log=False,
-            log_level="warning",
-            timeout_graceful_shutdown=2,
+        server = uvicorn.Server(
+            uvicorn.Config(
+                create_app(settings, served),
+                log_config=None,
+                access_log=False,
+                log_level="warning",
+                timeout_graceful_shutdown=2,
+            )
         )
-        server = uvicorn.Server(config)
         # uvicorn leaves signal handling alone off the main thread, so Ctrl-C
         # stays the chat's.
         thread = threading.Thread(
@@ -109,12 +115,25 @@ def wait_ready(base: str, thread: threading.Thread) -> None:
                 raise CommandError("the local server stopped while starting")
             try:
                 response = client.get(f"{base}/ready")
-                if response.status_code == 200:
-                    return
-                last = response.text
             except httpx.TransportError as exc:
                 last = str(exc)
+            else:
+                if response.status_code == 200:
+                    return
+                code, last = _error_of(response)
+                # A dead engine or a failed warm-up will not get better.
+                if code == "engine_dead" or "warm-up failed" in last:
+                    raise CommandError(f"the local server cannot serve: {last}")
             time.sleep(0.05)
     raise CommandError(
         f"the local server was not ready in {_START_TIMEOUT:.0f} s: {last}"
     )
+
+
+def _error_of(response: Any) -> tuple[str | None, str]:
+    """(code, message) of an OpenAI-shaped error response."""
+    try:
+        error = response.json()["error"]
+        return error.get("code"), str(error["message"])
+    except (ValueError, KeyError, TypeError, AttributeError):
+        return None, response.text
