@@ -51,12 +51,16 @@ class Script:
     def __init__(self) -> None:
         self.ids: list[int] | None = None
         self.fail_after: int | None = None
+        self.explode = False  # raise in the server itself: an internal error
 
     def reset(self) -> None:
         self.ids = None
         self.fail_after = None
+        self.explode = False
 
     def __call__(self, request: GenerationRequest) -> None:
+        if self.explode:
+            raise RuntimeError("scripted bug in the server (secret detail)")
         prompt_len = len(request.prompt_token_ids)
         if self.ids is not None:
             request.logits_processors.append(force_tokens(self.ids, prompt_len))
