@@ -107,8 +107,7 @@ class EngineThread:
             self._decode()
             self._flush()
         self._admit_and_prefill()
-        self._publish()
-        self._flush()
+        self._flush(publish=True)
         return True
 
     def _take_inbox(self, block: bool) -> None:
@@ -145,9 +144,6 @@ class EngineThread:
         self._totals["steps"] += 1
         now = time.perf_counter()
         done = []
-        for seq, exc in out.failed:
-            self._end(seq, "error", f"a logits processor raised {exc!r}")
-            done.append(seq)
         for seq, token, logprob in out.tokens:
             if seq.finished:
                 continue
@@ -159,6 +155,9 @@ class EngineThread:
             self._emit(seq, event)
             if seq.finished:
                 done.append(seq)
+        for seq, exc in out.failed:  # after the token read before it failed
+            self._end(seq, "error", f"a logits processor raised {exc!r}")
+            done.append(seq)
         self._runner.remove(done)
 
     def _fail_batch(self, exc: Exception) -> None:
@@ -252,8 +251,7 @@ class EngineThread:
         self._runner.clear()
         for state in self._scheduler.all_states():
             self._end_request(state, reason, error)
-        self._publish()
-        self._flush()
+        self._flush(publish=True)
 
     def _die(self, error: str) -> None:
         with self.lock:
@@ -282,7 +280,9 @@ class EngineThread:
             steps_total=t["steps"],
         )
 
-    def _flush(self) -> None:
+    def _flush(self, publish: bool = False) -> None:
+        if publish or self._outbox:
+            self._publish()  # stats are never older than the events delivered
         if not self._outbox:
             return
         by_loop: dict[Any, list] = defaultdict(list)

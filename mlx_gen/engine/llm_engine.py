@@ -80,14 +80,15 @@ class LLMEngine:
         if not worker.alive:
             raise EngineDead(worker.error or "the engine is not running")
         validate(request, worker.memory, self.config.max_batch_size)
-        stream = EventStream(request.request_id, request.sampling.n, self.abort)
         with worker.lock:
             if not (worker.alive and worker.accepting):
                 raise EngineDead(worker.error or "the engine is shutting down")
-            if worker.unadmitted >= self.config.max_queue:
-                raise QueueFull(worker.unadmitted)
             if request.request_id in worker.active:
                 raise InvalidRequest(f"request id {request.request_id!r} is in use")
+            if worker.unadmitted >= self.config.max_queue:
+                raise QueueFull(worker.unadmitted)
+            # Made only now: a stream dropped unread aborts its request id.
+            stream = EventStream(request.request_id, request.sampling.n, self.abort)
             worker.unadmitted += 1
             worker.active.add(request.request_id)
             sink = (loop, stream)

@@ -118,6 +118,12 @@ def decode_transient(shape: ModelShape, rows: int) -> int:
     return rows * (8 * 4 * shape.vocab_size + shape.act_bytes_per_token)
 
 
+def _fixed_tokens(shape: ModelShape) -> int:
+    """A sequence's fixed-size state (sliding windows), counted in KV tokens."""
+    per = max(shape.kv_bytes_per_token, 1)
+    return math.ceil(shape.fixed_bytes_per_sequence / per)
+
+
 @dataclass(frozen=True)
 class MemoryModel:
     """The plan plus the arithmetic the scheduler admits work with (in tokens)."""
@@ -129,8 +135,7 @@ class MemoryModel:
 
     @property
     def fixed_tokens(self) -> int:
-        per = max(self.shape.kv_bytes_per_token, 1)
-        return math.ceil(self.shape.fixed_bytes_per_sequence / per)
+        return _fixed_tokens(self.shape)
 
     def batch_tokens(self, rows: int, width: int) -> int:
         """The batch caches are left-padded: every row is as wide as the widest."""
@@ -160,16 +165,24 @@ def plan_memory(shape: ModelShape, config: EngineConfig, device: Device) -> Memo
     default_budget = min(DEFAULT_BUDGET_CAP, device.recommended_bytes)
     budget = config.memory_budget_bytes or default_budget
     step = config.prefill_step_size
-    decode_t = decode_transient(shape, config.max_batch_size)
-    fixed = shape.weights_bytes + config.headroom_bytes + config.prefix_cache_bytes
-    free = budget - fixed - decode_t
-    reserve = max(prefill_transient(shape, step, step), free // 4)
-    # One reserve in use, one more that MLX's buffer cache may keep (its limit).
-    kv_avail = free - 2 * reserve
     # Growing, merging or filtering a batch cache copies one layer at a time.
     per_token = shape.kv_bytes_per_token
     per_token += per_token // max(shape.full_layers, 1)
+    fixed_tokens = _fixed_tokens(shape)
     configured = [x for x in (shape.max_position, config.max_context) if x]
+    wanted = min([MIN_CONTEXT, *configured])
+    # One sequence of `wanted` tokens: its batch row and its solo prefill cache.
+    wanted_kv = (2 * wanted + 2 * ALLOC_SLACK + fixed_tokens) * per_token
+
+    decode_t = decode_transient(shape, config.max_batch_size)
+    fixed = shape.weights_bytes + config.headroom_bytes + config.prefix_cache_bytes
+    free = budget - fixed - decode_t
+    # Prefill's working memory: a quarter of what is free, unless that would
+    # not leave room for one `wanted` sequence; never less than one full chunk
+    # at short context. Twice: in use, and what MLX's buffer cache may keep.
+    least = prefill_transient(shape, step, step)
+    reserve = max(least, min(free // 4, (free - wanted_kv) // 2))
+    kv_avail = free - 2 * reserve
     plan = MemoryPlan(
         weights_bytes=shape.weights_bytes,
         kv_bytes_per_token=shape.kv_bytes_per_token,
@@ -185,18 +198,15 @@ def plan_memory(shape: ModelShape, config: EngineConfig, device: Device) -> Memo
     model = MemoryModel(plan, shape, reserve, step)
     # A single sequence is bounded by memory as well as by the configuration.
     plan.max_context = model.limit_for(1)
-    wanted = min([MIN_CONTEXT, *configured])
     if plan.max_context < wanted:
-        kv_tokens = 2 * wanted + 2 * ALLOC_SLACK + model.fixed_tokens
-        working = decode_t + 2 * prefill_transient(shape, step, step)
-        need = fixed + working + kv_tokens * per_token
+        need = fixed + decode_t + 2 * least + wanted_kv
         raise ModelTooLarge(_too_large(plan, need, wanted, device))
     return model
 
 
 def _too_large(plan: MemoryPlan, need: int, context: int, device: Device) -> str:
     def gib(n: int) -> str:
-        return f"{n / GIB:.2f} GiB"
+        return f"{n / GIB:.2f} GiB" if n >= GIB // 10 else f"{n / (1 << 20):.1f} MiB"
 
     text = (
         f"The model does not fit the memory budget: weights {gib(plan.weights_bytes)},"
@@ -214,7 +224,9 @@ def _too_large(plan: MemoryPlan, need: int, context: int, device: Device) -> str
             " and set MLX_GEN_MEMORY_BUDGET_GB to match."
         )
     else:
-        text += " Set a larger MLX_GEN_MEMORY_BUDGET_GB or a smaller prefix cache."
+        text += (
+            " Set a larger MLX_GEN_MEMORY_BUDGET_GB, or less prefix cache or headroom."
+        )
     return text
 
 

@@ -1,0 +1,169 @@
+"""The async facade: submit's synchronous refusals, abort, cancellation, shutdown."""
+
+from __future__ import annotations
+
+import asyncio
+import gc
+
+import pytest
+
+from mlx_gen.engine.types import (
+    ContextLengthExceeded,
+    EngineDead,
+    GenerationRequest,
+    InvalidRequest,
+    QueueFull,
+    SamplingParams,
+)
+
+from .helpers import collect, greedy, run
+
+LONG = 100_000  # max_tokens of requests that only end when aborted
+
+
+def assert_idle(engine) -> None:
+    stats = engine.stats()
+    assert (stats.running, stats.waiting, stats.kv_tokens_used) == (0, 0, 0)
+
+
+async def first_events(stream, count: int) -> list:
+    events = []
+    async for event in stream:
+        events.append(event)
+        if len(events) == count:
+            break
+    return events
+
+
+def test_abort_frees_the_slot_within_a_step(make_engine):
+    engine = make_engine()
+
+    async def scenario():
+        other = asyncio.create_task(collect(engine, greedy([4, 5, 6], 30)))
+        request = greedy([1, 2, 3], LONG)
+        stream = engine.submit(request)
+        seen = []
+        async for event in stream:
+            seen.append(event)
+            if len(seen) == 3:
+                assert engine.stats().running == 2
+                assert engine.stats().kv_tokens_used > 0
+                steps = engine.stats().steps_total
+                engine.abort(request.request_id)
+        assert engine.stats().steps_total - steps <= 2
+        return seen, await other
+
+    seen, other = run(scenario())
+    final = seen[-1]
+    assert final.finish_reason == "abort" and final.error is None
+    assert final.usage.completion_tokens == len(seen) - 1
+    assert other.final[0].finish_reason == "length"  # the neighbour went on
+    assert_idle(engine)
+
+
+def test_a_consumer_that_stops_reading_aborts_its_request(make_engine):
+    engine = make_engine()
+
+    async def close_it():
+        stream = engine.submit(greedy([1, 2], LONG))
+        await first_events(stream, 2)
+        await stream.aclose()
+
+    async def cancel_it():
+        task = asyncio.create_task(collect(engine, greedy([1, 2], LONG)))
+        while engine.stats().generated_tokens_total < 5:
+            await asyncio.sleep(0.001)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+
+    async def drop_it():
+        stream = engine.submit(greedy([1, 2], LONG))
+        await first_events(stream, 2)
+        del stream
+        gc.collect()
+
+    async def until_idle():
+        while engine.stats().running or engine.stats().waiting:
+            await asyncio.sleep(0.001)
+
+    for scenario in (close_it, cancel_it, drop_it):
+        run(scenario())
+        run(asyncio.wait_for(until_idle(), 10))
+        assert_idle(engine)
+
+
+def test_submit_refuses_before_returning(make_engine):
+    engine = make_engine(max_queue=2, max_batch_size=1)
+    limit = engine.plan.max_context
+
+    async def scenario():
+        with pytest.raises(ContextLengthExceeded) as too_long:
+            engine.submit(greedy([1] * 10, limit - 9))
+        assert too_long.value.limit == limit
+        assert str(limit) in str(too_long.value) and str(limit + 1) in str(
+            too_long.value
+        )
+        with pytest.raises(InvalidRequest):
+            engine.submit(greedy([], 4))
+        with pytest.raises(InvalidRequest):
+            engine.submit(greedy([1, 10**6], 4))
+        with pytest.raises(InvalidRequest):
+            engine.submit(GenerationRequest([1], SamplingParams(top_p=0)))
+        # One request fills the batch; two wait; the queue is then full.
+        busy = greedy([1, 2], LONG)
+        running = asyncio.create_task(collect(engine, busy))
+        while not engine.stats().running:
+            await asyncio.sleep(0.001)
+        waiting = [
+            asyncio.create_task(collect(engine, greedy([1], 4))) for _ in range(2)
+        ]
+        await asyncio.sleep(0.05)
+        assert engine.stats().waiting == 2
+        with pytest.raises(QueueFull) as full:
+            engine.submit(greedy([1], 4))
+        assert full.value.waiting == 2
+        with pytest.raises(InvalidRequest):
+            engine.submit(GenerationRequest([1], request_id=busy.request_id))
+        engine.abort(busy.request_id)
+        assert (await running).final[0].finish_reason == "abort"
+        for task in waiting:
+            assert (await task).final[0].finish_reason == "length"
+
+    run(scenario())
+    assert_idle(engine)
+
+
+def test_shutdown_drains_then_refuses(make_engine):
+    engine = make_engine()
+
+    async def scenario():
+        task = asyncio.create_task(collect(engine, greedy([1, 2, 3], 40)))
+        while not engine.stats().running:
+            await asyncio.sleep(0.001)
+        await asyncio.to_thread(engine.shutdown, 30.0)
+        return await task
+
+    out = run(scenario())
+    assert out.final[0].finish_reason == "length"
+    stats = engine.stats()
+    assert (stats.alive, stats.error) == (False, None)
+
+    async def late():
+        engine.submit(greedy([1], 4))
+
+    with pytest.raises(EngineDead):
+        run(late())
+
+
+def test_shutdown_without_drain_aborts(make_engine):
+    engine = make_engine()
+
+    async def scenario():
+        task = asyncio.create_task(collect(engine, greedy([1, 2, 3], LONG)))
+        while engine.stats().generated_tokens_total < 3:
+            await asyncio.sleep(0.001)
+        await asyncio.to_thread(engine.shutdown, 0.0)
+        return await task
+
+    assert run(scenario()).final[0].finish_reason == "abort"

@@ -1,0 +1,89 @@
+"""Prefix reuse across requests: exact for sliding windows, LRU within bytes."""
+
+from __future__ import annotations
+
+import mlx.core as mx
+from mlx_lm.models.cache import make_prompt_cache
+
+from mlx_gen.engine.prefix_cache import PrefixCache
+
+from .helpers import collect, greedy, run
+
+WINDOW = 32
+
+
+def chat(tokenizer, *turns: str) -> list[int]:
+    text = "".join(f"<|start|>user<|message|>{t}<|end|>" for t in turns)
+    return tokenizer.encode(text + "<|start|>assistant", add_special_tokens=False)
+
+
+def test_a_second_chat_turn_reuses_the_first_and_answers_as_cold(
+    make_engine, tokenizer
+):
+    warm = make_engine(prefix_cache_bytes=1 << 20)
+    cold = make_engine()
+    first = chat(
+        tokenizer,
+        "Tell me about the weather in Paris, the river by the town hall,"
+        " the bridges, the markets and the old streets of the left bank.",
+    )
+    assert len(first) > 2 * WINDOW  # the sliding-window caches have wrapped
+    answer = run(collect(warm, greedy(first, 12)))
+    assert answer.final[0].usage.cached_tokens == 0
+
+    second = first + answer.tokens[0] + chat(tokenizer, "And tomorrow?")
+    again = run(collect(warm, greedy(second, 20)))
+    assert again.final[0].usage.cached_tokens == len(first) - 1
+    stats = warm.stats()
+    assert stats.prefix_cache_hits == 1 and stats.prefix_cache_queries == 2
+    assert stats.cached_tokens_total == len(first) - 1 and stats.prefix_cache_bytes > 0
+    assert again.tokens == run(collect(cold, greedy(second, 20))).tokens
+    # The stored snapshot was not written to by the request that reused it.
+    assert run(collect(warm, greedy(second, 20))).tokens == again.tokens
+
+
+def test_a_wrapped_window_is_reused_only_for_an_exact_prefix(make_engine):
+    warm = make_engine(prefix_cache_bytes=1 << 20)
+    cold = make_engine()
+    long = [(7 * i) % 900 + 1 for i in range(80)]
+    run(collect(warm, greedy(long, 4)))
+    diverging = [*long[:60], 5, 6, 7]
+    out = run(collect(warm, greedy(diverging, 12)))
+    assert out.final[0].usage.cached_tokens == 0
+    assert out.tokens == run(collect(cold, greedy(diverging, 12))).tokens
+
+
+def test_a_short_entry_is_trimmed_to_a_common_prefix(make_engine):
+    warm = make_engine(prefix_cache_bytes=1 << 20)
+    cold = make_engine()
+    short = list(range(1, 21))
+    assert len(short) < WINDOW  # nothing wrapped: every layer can be trimmed
+    run(collect(warm, greedy(short, 4)))
+    sharing = [*short[:12], 500, 501, 502]
+    out = run(collect(warm, greedy(sharing, 12)))
+    assert out.final[0].usage.cached_tokens == 12
+    assert out.tokens == run(collect(cold, greedy(sharing, 12))).tokens
+
+
+def test_least_recently_used_entries_go_first(tiny_model):
+    model = tiny_model[0]
+
+    def prefilled(tokens: list[int]) -> list:
+        cache = make_prompt_cache(model)
+        model(mx.array([tokens]), cache=cache)
+        mx.eval([c.state for c in cache])
+        return cache
+
+    a, b, c = ([k] * 40 for k in (1, 2, 3))
+    probe = PrefixCache(1 << 30)
+    probe.insert(a, prefilled(a))
+    size = probe.nbytes
+    cache = PrefixCache(2 * size + size // 2)
+    cache.insert(a, prefilled(a))
+    cache.insert(b, prefilled(b))
+    assert cache.lookup([*a, 9])[1] == 40  # a is now the most recent
+    cache.insert(c, prefilled(c))  # evicts b
+    assert len(cache) == 2 and cache.nbytes == 2 * size
+    assert cache.lookup([*b, 9]) == (None, 0)
+    assert cache.lookup([*a, 9])[1] == 40 and cache.lookup([*c, 9])[1] == 40
+    assert (cache.hits, cache.queries) == (3, 4)
