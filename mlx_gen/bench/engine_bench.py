@@ -59,7 +59,7 @@ class Measurement:
 
 
 @dataclass
-class _Clock:
+class TokenClock:
     """Arrival times of one point's tokens, per request."""
 
     start: float
@@ -112,7 +112,7 @@ def _peak_window(run: Callable[[], Measurement]) -> Measurement:
 
 
 async def _engine_point(engine: Any, point: Point, prompts: list[list[int]]) -> Any:
-    clock = _Clock(time.perf_counter())
+    clock = TokenClock(time.perf_counter())
     cached = 0
 
     async def one(index: int, prompt: list[int]) -> None:
@@ -162,7 +162,7 @@ def run_raw_point(
             prefill_step_size=prefill_step,
         )
         try:
-            clock = _Clock(time.perf_counter())
+            clock = TokenClock(time.perf_counter())
             uids = set(generator.insert(prompts))
             steps = _STEP_GUARD * (point.prompt_tokens + point.max_tokens) * point.batch
             while uids and steps > 0:

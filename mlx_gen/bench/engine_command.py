@@ -10,21 +10,27 @@ from pathlib import Path
 from rich.console import Console
 
 from mlx_gen.commands import CommandError
-from mlx_gen.settings import Settings
+from mlx_gen.settings import Settings, load_settings
 
-
-def int_list(text: str) -> list[int]:
-    """'128,1024' -> [128, 1024]; every value at least 1."""
-    try:
-        values = [int(part) for part in text.split(",") if part.strip()]
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a list of integers: {text!r}") from None
-    if not values or min(values) < 1:
-        raise argparse.ArgumentTypeError(f"give positive integers: {text!r}")
-    return values
+# Settings this sub-command takes as flags (`bench` itself takes none).
+SETTINGS = (
+    "model",
+    "registry_file",
+    "cache_dir",
+    "max_context",
+    "memory_budget_gb",
+    "prefill_step_size",
+)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    from mlx_gen.cli import _add_setting_flag  # the flags every command's settings get
+    from mlx_gen.commands.bench import _number_list
+
+    int_list = _number_list(int)
+
+    for field in SETTINGS:
+        _add_setting_flag(parser, field)
     parser.add_argument(
         "--prompt-tokens",
         type=int_list,
@@ -65,6 +71,9 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
 
     if args.max_tokens < 2:
         raise CommandError("--max-tokens must be at least 2: decode needs two tokens")
+    given = {f: getattr(args, f) for f in SETTINGS if getattr(args, f) is not None}
+    if given:  # flags over the environment and config, as for every command
+        settings = load_settings(given, config_file=args.config)
     console, status = Console(), Console(stderr=True)
     points = [
         Point(p, b, args.max_tokens)
@@ -72,6 +81,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         for b in sorted(set(args.batch))
     ]
     widest = max(args.batch)
+    _warn_reference_blas(status)
     with status.status(f"Loading {settings.model}") as spinner:
         loaded = load_model(settings.model, settings)
         # Every point's requests fit one batch; no stop token ends one early.
@@ -120,3 +130,16 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         args.output.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
         status.print(f"wrote {args.output}", style="dim")
     return 0
+
+
+def _warn_reference_blas(console: Console) -> None:
+    """`bench` does not re-execute itself with OpenBLAS: say what that costs."""
+    from mlx_gen.blas import blas_in_use, find_openblas
+
+    openblas = find_openblas()
+    if openblas is not None and "reference BLAS" in blas_in_use():
+        console.print(
+            "[yellow]note:[/] MLX uses the reference BLAS here: float32 matmuls run"
+            f" about 18x slower than with LD_PRELOAD={openblas}",
+            soft_wrap=True,
+        )

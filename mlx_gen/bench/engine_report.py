@@ -12,6 +12,7 @@ from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
 
+from rich import box
 from rich.console import Console
 from rich.table import Table
 
@@ -168,6 +169,12 @@ def _num(value: float | None, fmt: str = "{:.1f}") -> str:
     return "–" if value is None else fmt.format(value)
 
 
+def _bytes(n: float | None) -> str:
+    if n is None:
+        return "–"
+    return f"{n / GB:.2f} GB" if n >= GB else f"{n / 10**6:.1f} MB"
+
+
 def _shown(row: dict[str, Any]) -> tuple[str, str]:
     unit, target, measured = row["unit"], row["target"], row["measured"]
     if unit == "s":
@@ -175,41 +182,54 @@ def _shown(row: dict[str, Any]) -> tuple[str, str]:
             measured and measured * 1000, "{:.0f} ms"
         )
     if unit == "bytes":
-        return f"{target / GB:.0f} GB", _num(measured and measured / GB, "{:.2f} GB")
+        return f"{target / GB:.0f} GB", _bytes(measured)
     return f"{target:.0f} {unit}", _num(measured, "{:.1f} " + unit)
 
 
 def print_report(console: Console, report: dict[str, Any]) -> None:
     model, hw = report["model"], report["hardware"]
     with_raw = any(p["raw"] is not None for p in report["points"])
-    table = Table(title=f"mlx-gen engine · {model['name']}", title_justify="left")
-    columns = ["prompt", "batch", "TTFT p50", "prefill tok/s", "decode tok/s"]
-    columns += ["per stream", "peak memory"]
-    columns += ["mlx-lm decode tok/s", "engine / mlx-lm"] if with_raw else []
+    table = Table(
+        title=f"mlx-gen engine · {model['name']}",
+        title_justify="left",
+        caption="prefill and decode in tok/s; decode: all streams together",
+        caption_justify="left",
+        box=box.SIMPLE_HEAD,
+    )
+    columns = ["prompt", "batch", "TTFT p50", "prefill", "decode", "per stream"]
+    columns += ["peak mem"]
+    columns += ["mlx-lm decode", "vs mlx-lm"] if with_raw else []
     for name in columns:
-        table.add_column(name, justify="right", no_wrap=True)
+        # Headers wrap between words, never inside one.
+        table.add_column(name, justify="right", min_width=max(map(len, name.split())))
     for p in report["points"]:
         e = p["engine"]
         cells = [
             str(p["prompt_tokens"]),
             str(p["batch"]),
             f"{e['ttft_p50'] * 1000:.0f} ms",
-            _num(e["prefill_tps"]),
-            _num(e["decode_tps"]),
-            _num(e["decode_tps_per_stream"]),
-            f"{e['peak_memory_bytes'] / GB:.2f} GB",
+            _num(e["prefill_tps"], "{:,.0f}"),
+            _num(e["decode_tps"], "{:,.0f}"),
+            _num(e["decode_tps_per_stream"], "{:,.0f}"),
+            _bytes(e["peak_memory_bytes"]),
         ]
         if with_raw:
             raw = p["raw"] or {}
             ratio = p["decode_ratio_engine_to_raw"]
-            cells += [_num(raw.get("decode_tps")), _num(ratio, "{:.0%}")]
+            cells += [_num(raw.get("decode_tps"), "{:,.0f}"), _num(ratio, "{:.0%}")]
         table.add_row(*cells)
     console.print(table)
-    goals = Table(title="Targets", title_justify="left")
+    goals = Table(title="Targets", title_justify="left", box=box.SIMPLE_HEAD)
     for name in ("metric", "target", "measured", "at", "met"):
         goals.add_column(name, no_wrap=name != "at")
+    # Colour a verdict only where the targets apply; elsewhere it is a hint.
+    colours = ("green", "red") if report["targets"]["apply"] else ("dim", "dim")
     for row in report["targets"]["rows"]:
-        verdict = {True: "[green]yes", False: "[red]no", None: "–"}[row["met"]]
+        verdict = {
+            True: f"[{colours[0]}]yes",
+            False: f"[{colours[1]}]no",
+            None: "–",
+        }[row["met"]]
         goals.add_row(row["metric"], *_shown(row), row["at"] or "–", verdict)
     console.print(goals)
     console.print(report["targets"]["why"], style="yellow", soft_wrap=True)

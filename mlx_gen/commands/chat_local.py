@@ -14,7 +14,7 @@ import secrets
 import threading
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Any
 
 from mlx_gen.commands import CommandError
@@ -36,14 +36,9 @@ def local_server(settings: Settings) -> Iterator[Endpoint]:
     """Load `settings.model`, serve it on 127.0.0.1, yield where; stop on exit."""
     import uvicorn
 
-    from mlx_gen.chat import format_for
-    from mlx_gen.engine.config import EngineConfig
-    from mlx_gen.engine.llm_engine import LLMEngine
     from mlx_gen.engine.types import EngineError
-    from mlx_gen.loading import load_model
     from mlx_gen.server.app import create_app
-    from mlx_gen.server.run import bind
-    from mlx_gen.server.served import ServedModel
+    from mlx_gen.server.run import bind, load_served
 
     key = secrets.token_urlsafe(24)
     settings = settings.model_copy(
@@ -56,25 +51,11 @@ def local_server(settings: Settings) -> Iterator[Endpoint]:
             "rate_limit_tpm": None,
         }
     )
-    # The same wiring as `mlx-gen serve` (mlx_gen.server.run.serve).
-    loaded = load_model(settings.model, settings)
-    chat_format = format_for(
-        loaded.tokenizer, default_effort=loaded.entry.reasoning_effort
-    )
-    config = replace(
-        EngineConfig.from_settings(settings),
-        default_stop_token_ids=list(chat_format.stop_token_ids),
-    )
-    engine = LLMEngine(loaded.model, loaded.tokenizer, config)
     try:
-        try:
-            engine.start()
-        except EngineError as exc:  # the model does not fit the memory budget
-            raise CommandError(str(exc)) from None
-        plan = engine.plan
-        served = ServedModel.from_loaded(
-            loaded, engine, chat_format, plan.max_context if plan else None
-        )
+        served = load_served(settings)  # what `mlx-gen serve` serves
+    except EngineError as exc:  # the model does not fit the memory budget
+        raise CommandError(str(exc)) from None
+    try:
         sock = bind(settings.host, settings.port)
         port = sock.getsockname()[1]
         server = uvicorn.Server(
@@ -100,7 +81,7 @@ def local_server(settings: Settings) -> Iterator[Endpoint]:
             server.should_exit = True
             thread.join(_STOP_TIMEOUT)
     finally:
-        engine.shutdown()
+        served.engine.shutdown()
 
 
 def wait_ready(base: str, thread: threading.Thread) -> None:

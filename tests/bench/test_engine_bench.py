@@ -1,0 +1,115 @@
+"""`mlx-gen bench engine` on the tiny model: every JSON field, sane numbers."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import fields
+from pathlib import Path
+
+import pytest
+from cli_run import run_cli
+
+from mlx_gen.bench.engine_bench import Measurement, Point, TokenClock
+
+PROMPTS = (16, 40)
+BATCHES = (1, 3)
+MAX_TOKENS = 6
+
+
+@pytest.fixture(scope="module")
+def report(tmp_path_factory: pytest.TempPathFactory) -> dict:
+    home = tmp_path_factory.mktemp("bench-engine")
+    out = home / "engine.json"
+    result = run_cli(
+        home,
+        "bench",
+        "engine",
+        "--model",
+        "tiny",
+        "--prompt-tokens",
+        ",".join(map(str, PROMPTS)),
+        "--batch",
+        ",".join(map(str, BATCHES)),
+        "--max-tokens",
+        str(MAX_TOKENS),
+        "--raw",
+        "--output",
+        str(out),
+        timeout=240,
+    )
+    assert result.returncode == 0, result.stderr
+    data = json.loads(out.read_text())
+    data["stdout"] = result.stdout
+    return data
+
+
+def test_every_point_measured_through_engine_and_raw(report):
+    points = report["points"]
+    assert [(p["prompt_tokens"], p["batch"]) for p in points] == [
+        (p, b) for p in PROMPTS for b in BATCHES
+    ]
+    names = {f.name for f in fields(Measurement)}
+    for point in points:
+        assert point["max_tokens"] == MAX_TOKENS
+        for side in ("engine", "raw"):
+            m = point[side]
+            assert set(m) == names
+            # No stop token: every request generated exactly max_tokens.
+            assert m["completion_tokens"] == point["batch"] * MAX_TOKENS
+            assert m["prefill_tps"] > 0
+            assert m["decode_tps"] > 0
+            assert m["decode_tps_per_stream"] == pytest.approx(
+                m["decode_tps"] / point["batch"]
+            )
+            assert 0 < m["ttft_p50"] <= m["ttft_max"] <= m["seconds"]
+            assert m["peak_memory_bytes"] > 0
+            assert m["cached_tokens"] == 0  # distinct prompts: no prefix hits
+        assert point["decode_ratio_engine_to_raw"] > 0
+
+
+def test_the_report_says_model_hardware_settings_and_targets(report):
+    assert report["model"]["name"] == "tiny"
+    assert report["model"]["weights_bytes"] > 0
+    hw = report["hardware"]
+    for key in ("accelerator", "metal", "cpu", "cpu_cores", "memory_bytes", "blas"):
+        assert hw[key] not in (None, "")
+    assert report["settings"]["prompt_tokens"] == list(PROMPTS)
+    assert report["settings"]["batch"] == list(BATCHES)
+    targets = report["targets"]
+    # A 1 MB model on this CPU is not what the targets are about.
+    assert targets["apply"] is False
+    assert [r["metric"] for r in targets["rows"]] == [
+        "single-stream decode",
+        "TTFT (idle, p50)",
+        "peak memory",
+    ]
+    assert all(r["measured"] > 0 and r["met"] in (True, False) for r in targets["rows"])
+    decode = targets["rows"][0]
+    first = report["points"][0]["engine"]  # batch 1 at the shortest prompt
+    assert decode["measured"] == first["decode_tps"]
+    out = report["stdout"]
+    assert "Targets" in out and "150 tok/s" in out and "16 GB" in out
+    assert "Measured on:" in out and hw["accelerator"] in out
+
+
+def test_decode_counts_only_tokens_after_every_first_token():
+    # Two streams: first tokens at 1.0 s and 2.0 s; three more tokens after 2.0 s.
+    clock = TokenClock(
+        start=0.0,
+        first={"a": 1.0, "b": 2.0},
+        arrivals=[(1.0, 1), (1.5, 1), (2.0, 1), (3.0, 2), (4.0, 1)],
+    )
+    m = clock.measure(Point(prompt_tokens=10, batch=2, max_tokens=3), peak=7)
+    assert m.completion_tokens == 6
+    assert m.prefill_tps == pytest.approx(20 / 2.0)
+    assert m.decode_tps == pytest.approx(3 / 2.0)
+    assert m.decode_tps_per_stream == pytest.approx(0.75)
+    assert (m.ttft_p50, m.ttft_max, m.seconds) == (1.5, 2.0, 4.0)
+
+
+def test_max_tokens_below_two_is_refused(tmp_path: Path):
+    result = run_cli(
+        tmp_path, "bench", "engine", "--model", "tiny", "--max-tokens", "1"
+    )
+    assert result.returncode == 1
+    assert "--max-tokens must be at least 2" in result.stderr
