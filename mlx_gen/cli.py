@@ -21,6 +21,7 @@ from rich.markup import escape
 
 from mlx_gen.blas import maybe_reexec_with_openblas
 from mlx_gen.commands import CommandError
+from mlx_gen.commands.bench import add_arguments as add_bench_arguments
 from mlx_gen.commands.chat import add_arguments as add_chat_arguments
 from mlx_gen.commands.convert import add_arguments as add_convert_arguments
 from mlx_gen.loading import ModelLoadError
@@ -111,6 +112,9 @@ COMMANDS: dict[str, Command] = {
         ("registry_file", "cache_dir", "use_openblas"),
         True,
         add_convert_arguments,
+    ),
+    "bench": Command(
+        "load an OpenAI-compatible server; compare runs", (), False, add_bench_arguments
     ),
 }
 

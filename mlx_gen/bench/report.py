@@ -1,0 +1,273 @@
+"""Figures from a load run: latency percentiles, throughput, failures, targets.
+
+Named as vLLM's benchmarks name them (TTFT, TPOT, ITL, E2EL), with the
+machine they were measured on, and laid out as rich tables: one for a run, one
+comparing runs side by side (mlx-gen against another server).
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+from collections import Counter
+from dataclasses import asdict
+from typing import Any
+from urllib.parse import urlparse
+
+from rich.table import Table
+
+from mlx_gen.bench.loadgen import LevelRun
+
+PERCENTILES = (50, 95, 99)
+METRICS = ("ttft", "tpot", "itl", "e2el")
+# The product's targets: GPT-OSS-20B on a 32 GB Apple Silicon Mac.
+TARGET_IDLE_TTFT_S = 0.100
+TARGET_SUCCESS_RATE = 0.95
+TARGET_DECODE_TOKS = 150.0
+# Fewer streamed text chunks per output token than this: the stream is coalesced.
+COALESCED_BELOW = 0.5
+
+
+def percentile(values: list[float], q: float) -> float | None:
+    """Linear-interpolated percentile (numpy's default), None for no values."""
+    if not values:
+        return None
+    ordered = sorted(values)
+    rank = (len(ordered) - 1) * q / 100
+    low = int(rank)
+    high = min(low + 1, len(ordered) - 1)
+    return ordered[low] + (ordered[high] - ordered[low]) * (rank - low)
+
+
+def _mean(values: list[float]) -> float | None:
+    return sum(values) / len(values) if values else None
+
+
+def _distribution(values: list[float]) -> dict[str, float | None]:
+    stats: dict[str, float | None] = {"mean": _mean(values)}
+    stats.update({f"p{q}": percentile(values, q) for q in PERCENTILES})
+    return stats
+
+
+def summarize(run: LevelRun) -> dict[str, Any]:
+    """Every figure of one level, in seconds, tokens and requests."""
+    ok = [r for r in run.results if r.ok]
+    failures = Counter(r.error for r in run.results if not r.ok)
+    output_tokens = sum(r.output_tokens for r in ok)
+    samples = {
+        "ttft": [r.ttft for r in ok if r.ttft is not None],
+        "tpot": [r.tpot for r in ok if r.tpot is not None],
+        "itl": [gap for r in ok for gap in r.itl],
+        "e2el": [r.e2el for r in ok if r.e2el is not None],
+    }
+    tpot_p50 = percentile(samples["tpot"], 50)
+    return {
+        "level": run.level.name,
+        "concurrency": run.level.concurrency,
+        "rate": run.level.rate,
+        "requests": len(run.results),
+        "completed": len(ok),
+        "failed": len(run.results) - len(ok),
+        "success_rate": len(ok) / len(run.results) if run.results else 0.0,
+        "failures": dict(sorted(failures.items())),
+        "duration_s": run.duration,
+        "output_tokens": output_tokens,
+        "output_tokens_per_request_mean": output_tokens / len(ok) if ok else 0.0,
+        "prompt_tokens_mean": _mean([r.prompt_tokens for r in ok if r.prompt_tokens]),
+        "usage_reported": all(r.usage_reported for r in ok) if ok else False,
+        "output_tok_s": output_tokens / run.duration if run.duration else 0.0,
+        "requests_per_s": len(ok) / run.duration if run.duration else 0.0,
+        "decode_tok_s_per_stream": 1 / tpot_p50 if tpot_p50 else None,
+        "text_chunks_per_token": (
+            sum(r.text_chunks for r in ok) / output_tokens if output_tokens else None
+        ),
+        **{f"{m}_s": _distribution(samples[m]) for m in METRICS},
+    }
+
+
+def requests_of(run: LevelRun) -> list[dict[str, Any]]:
+    return [{**asdict(r), "tpot": r.tpot} for r in run.results]
+
+
+def _ram_bytes() -> int | None:
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError, AttributeError):
+        return None
+
+
+def hardware() -> dict[str, Any]:
+    """The machine this process runs on: where the client-side figures come from."""
+    from mlx_gen.bench.engine_report import cpu_model  # imports mlx: only when used
+
+    return {
+        "system": platform.system(),
+        "machine": platform.machine(),
+        "processor": cpu_model(),
+        "cpu_count": os.cpu_count(),
+        "ram_bytes": _ram_bytes(),
+        "apple_silicon": platform.system() == "Darwin"
+        and platform.machine() == "arm64",
+    }
+
+
+def is_loopback(url: str) -> bool:
+    host = urlparse(url).hostname or ""
+    return host in ("localhost", "::1") or host.startswith("127.")
+
+
+def hardware_line(info: dict[str, Any], url: str) -> str:
+    ram = f"{info['ram_bytes'] / 1024**3:.0f} GiB RAM" if info["ram_bytes"] else "RAM ?"
+    kind = "Apple Silicon" if info["apple_silicon"] else "not Apple Silicon"
+    where = (
+        "client and server on this machine (loopback)"
+        if is_loopback(url)
+        else "client on this machine; the server's hardware is not known here"
+    )
+    return (
+        f"{info['machine']}, {info['processor']}, {info['cpu_count']} cores, {ram},"
+        f" {kind}: {where}"
+    )
+
+
+def target_checks(levels: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The targets next to the figures measured for them (None: not measured)."""
+    single = next((s for s in levels if s["concurrency"] == 1 and not s["rate"]), None)
+    idle_ttft = single["ttft_s"]["p50"] if single else None
+    decode = single["decode_tok_s_per_stream"] if single else None
+    # A server that sends many tokens per chunk hides its decode speed from
+    # any client: TPOT then measures the gaps between chunks, not tokens.
+    chunked = single and (single["text_chunks_per_token"] or 0) < COALESCED_BELOW
+    if chunked:
+        decode = None
+    worst = min((s["success_rate"] for s in levels), default=None)
+
+    def check(name: str, target: str, value: Any, met: bool | None) -> dict:
+        return {"name": name, "target": target, "measured": value, "met": met}
+
+    return [
+        check(
+            "idle TTFT p50 (concurrency 1)",
+            f"< {TARGET_IDLE_TTFT_S * 1000:.0f} ms",
+            idle_ttft,
+            None if idle_ttft is None else idle_ttft < TARGET_IDLE_TTFT_S,
+        ),
+        check(
+            "success rate (worst level)",
+            f">= {TARGET_SUCCESS_RATE:.0%}",
+            worst,
+            None if worst is None else worst >= TARGET_SUCCESS_RATE,
+        ),
+        check(
+            "single-stream decode (1 / TPOT p50)"
+            + (": not measurable, tokens arrive in few chunks" if chunked else ""),
+            f">= {TARGET_DECODE_TOKS:.0f} tok/s",
+            decode,
+            None if decode is None else decode >= TARGET_DECODE_TOKS,
+        ),
+    ]
+
+
+def _ms(value: float | None) -> str:
+    return "-" if value is None else f"{value * 1000:.1f}"
+
+
+def _rate(value: float | None) -> str:
+    return "-" if value is None else f"{value:.1f}"
+
+
+def _p50_p99(metric: str) -> Any:
+    return lambda s: f"{_ms(s[metric]['p50'])} / {_ms(s[metric]['p99'])}"
+
+
+LEVEL_COLUMNS = (
+    ("level", lambda s: s["level"]),
+    ("ok", lambda s: f"{s['completed']}/{s['requests']}"),
+    ("TTFT", _p50_p99("ttft_s")),
+    ("TPOT", _p50_p99("tpot_s")),
+    ("ITL", _p50_p99("itl_s")),
+    ("E2EL", _p50_p99("e2el_s")),
+    ("tok/s", lambda s: _rate(s["output_tok_s"])),
+    ("req/s", lambda s: f"{s['requests_per_s']:.2f}"),
+    ("failures", lambda s: ", ".join(f"{k}×{v}" for k, v in s["failures"].items())),
+)
+
+
+def levels_table(title: str, levels: list[dict[str, Any]]) -> Table:
+    table = Table(
+        title=title,
+        title_justify="left",
+        caption="latencies in ms, p50 / p99; tok/s: output tokens of all streams",
+        caption_justify="left",
+    )
+    for name, _ in LEVEL_COLUMNS:
+        table.add_column(
+            name, justify="left" if name in ("level", "failures") else "right"
+        )
+    for summary in levels:
+        table.add_row(*(cell(summary) for _, cell in LEVEL_COLUMNS))
+    return table
+
+
+def targets_table(checks: list[dict[str, Any]], hardware_text: str) -> Table:
+    table = Table(
+        title="Targets (GPT-OSS-20B, 32 GB Apple Silicon Mac)",
+        title_justify="left",
+        caption=f"measured on: {hardware_text}",
+        caption_justify="left",
+    )
+    for name in ("figure", "target", "measured", "met"):
+        table.add_column(name)
+    for c in checks:
+        value = c["measured"]
+        if value is None:
+            shown = "not measured"
+        elif "TTFT" in c["name"]:
+            shown = f"{value * 1000:.1f} ms"
+        elif "success" in c["name"]:
+            shown = f"{value:.1%}"
+        else:
+            shown = f"{value:.1f} tok/s"
+        met = {True: "[green]yes", False: "[red]no", None: "-"}[c["met"]]
+        table.add_row(c["name"], c["target"], shown, met)
+    return table
+
+
+# (figure, how to read it from a level summary, scale for display)
+COMPARED = (
+    ("TTFT p50 ms", lambda s: s["ttft_s"]["p50"], 1000),
+    ("TPOT p50 ms", lambda s: s["tpot_s"]["p50"], 1000),
+    ("E2EL p99 ms", lambda s: s["e2el_s"]["p99"], 1000),
+    ("output tok/s", lambda s: s["output_tok_s"], 1),
+    ("success %", lambda s: s["success_rate"], 100),
+)
+
+
+def compare_table(reports: list[dict[str, Any]]) -> Table:
+    """Runs side by side, level by level; later runs as a ratio to the first."""
+    labels = [r["label"] for r in reports]
+    table = Table(title="Comparison (ratio to " + labels[0] + ")", title_justify="left")
+    table.add_column("level")
+    table.add_column("figure")
+    for label in labels:
+        table.add_column(label, justify="right")
+    by_level = [{s["level"]: s for s in r["levels"]} for r in reports]
+    order = list(dict.fromkeys(lvl for levels in by_level for lvl in levels))
+    for level in order:
+        for name, get, scale in COMPARED:
+            cells = []
+            base = by_level[0].get(level)
+            base_value = get(base) if base else None
+            for levels in by_level:
+                summary = levels.get(level)
+                value = get(summary) if summary else None
+                if value is None:
+                    cells.append("-")
+                    continue
+                text = f"{value * scale:.1f}"
+                if base_value and levels is not by_level[0]:
+                    text += f" ({value / base_value:.2f}×)"
+                cells.append(text)
+            table.add_row(level, name, *cells)
+        table.add_section()
+    return table
