@@ -1,4 +1,5 @@
-"""`mlx-gen bench serve URL` and `mlx-gen bench compare A.json B.json`.
+"""`mlx-gen bench serve URL`, `mlx-gen bench compare A.json B.json` and
+`mlx-gen bench engine` (mlx_gen.bench.engine_command).
 
 `serve` loads any OpenAI-compatible server (mlx-gen, mlx_lm.server, vllm-mlx,
 llama-server) with streaming chat completions at each level of a sweep, shows
