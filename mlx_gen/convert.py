@@ -23,6 +23,7 @@ from typing import Any
 import mlx.core as mx
 import mlx.nn as nn
 from mlx.utils import tree_flatten, tree_map_with_path
+from mlx_lm.generate import generate_step
 from mlx_lm.utils import (
     _get_classes,
     compute_bits_per_weight,
@@ -33,6 +34,9 @@ from mlx_lm.utils import (
 )
 from mlx_lm.utils import load_model as mlx_load_model
 
+from mlx_gen.engine.config import EngineConfig
+from mlx_gen.engine.memory import ModelShape, detect_device, measure_model, plan_memory
+from mlx_gen.engine.types import MemoryPlan, ModelTooLarge
 from mlx_gen.hub import fetch_snapshot
 from mlx_gen.loading import check_weights, load_model, read_config
 from mlx_gen.quant_recipes import ConvertError, Quant, Recipe
@@ -270,18 +274,27 @@ class Verification:
     token_ids: list[int]
     text: str
     seconds: float
+    shape: ModelShape  # weights and KV bytes as served on this machine
+    plan: MemoryPlan | None  # the engine's plan; None when it does not fit
+    plan_error: str | None = None
 
 
 def verify(
     model_dir: Path, settings: Settings, max_tokens: int = 8, prompt: str = "Hello"
 ) -> Verification:
-    """Load `model_dir` as the server does and generate `max_tokens` greedily."""
-    from mlx_lm.generate import generate_step
-
+    """Load `model_dir` as the server does, plan its memory as the engine does,
+    and generate `max_tokens` greedily."""
     loaded = load_model(str(model_dir), settings)
+    shape = measure_model(loaded.model, loaded.tokenizer)
+    config = EngineConfig.from_settings(settings)
+    try:
+        plan, plan_error = plan_memory(shape, config, detect_device()).plan, None
+    except ModelTooLarge as exc:
+        plan, plan_error = None, str(exc)
     start = time.perf_counter()
     prompt_ids = mx.array(loaded.tokenizer.encode(prompt))
     steps = generate_step(prompt_ids, loaded.model, max_tokens=max_tokens)
-    token_ids = [int(token) for token, _ in steps]
+    token_ids = [int(token) for token, _ in steps] if max_tokens else []
     seconds = time.perf_counter() - start
-    return Verification(token_ids, loaded.tokenizer.decode(token_ids), seconds)
+    text = loaded.tokenizer.decode(token_ids)
+    return Verification(token_ids, text, seconds, shape, plan, plan_error)

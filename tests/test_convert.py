@@ -270,11 +270,13 @@ def test_command_reports_and_proves_the_result(hf_checkpoint, tmp_path):
     )
     assert done.returncode == 0, done.stderr
     report = " ".join(done.stdout.split())
-    for label in ("bits per weight", "size on disk", "KV cache", "generated"):
+    for label in ("bits per weight", "size on disk", "engine plan", "generated"):
         assert label in report
     assert "6× mxfp4 g32" in report and "12× 8-bit affine g64" in report
-    # 1 full-attention layer grows: 2 (K, V) × 2 heads × 16 dims × 2 bytes = 128 B.
-    assert "128 B per token (1 layers)" in report
+    # The engine's plan, measured as served here (CPU: float32): 1 full-attention
+    # layer grows by 2 (K, V) × 2 heads × 16 dims × 4 bytes = 256 B a token, the
+    # sliding one holds its 32-token window: 8.19 KB.
+    assert "256 B per token (1 layers) + 8.19 KB per sequence" in report
     assert "(8 tokens," in report
     again = run_cli(tmp_path, "convert", str(hf_checkpoint), str(out))
     assert again.returncode == 1

@@ -8,7 +8,6 @@ loads. Every failure is one line on stderr and exit status 1.
 from __future__ import annotations
 
 import argparse
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -24,9 +23,6 @@ from rich.table import Table
 
 from mlx_gen.commands import CommandError
 from mlx_gen.settings import Settings
-
-DTYPE_BYTES = {"float16": 2, "bfloat16": 2, "float32": 4}
-GIB = 1024**3
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -44,7 +40,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--dtype",
-        choices=sorted(DTYPE_BYTES),
+        choices=["bfloat16", "float16", "float32"],
         help="type of the unquantized parameters (default: the checkpoint's)",
     )
     parser.add_argument("--force", action="store_true", help="replace OUT")
@@ -132,41 +128,6 @@ def _progress(console: Console) -> _StageProgress:
     )
 
 
-@dataclass
-class ServingPlan:
-    weights_bytes: int
-    kv_bytes_per_token: int  # every layer whose cache grows with the context
-    kv_bytes_fixed: int  # per sequence: sliding-window layers, capped at the window
-    growing_layers: int
-    sliding_layers: int
-    window: int
-
-    def bytes_for(self, tokens: int, sequences: int = 1) -> int:
-        kv = tokens * self.kv_bytes_per_token + sequences * self.kv_bytes_fixed
-        return self.weights_bytes + kv
-
-
-def serving_plan(config: dict[str, Any], weights_bytes: int, dtype: str) -> ServingPlan:
-    """Memory to serve a model: weights, plus KV cache per token from its config."""
-    heads = config.get("num_key_value_heads") or config["num_attention_heads"]
-    head_dim = config.get("head_dim") or (
-        config["hidden_size"] // config["num_attention_heads"]
-    )
-    per_layer_token = 2 * heads * head_dim * DTYPE_BYTES.get(dtype, 2)  # K and V
-    layers = int(config["num_hidden_layers"])
-    layer_types = config.get("layer_types") or ["full_attention"] * layers
-    window = int(config.get("sliding_window") or 0)
-    sliding = sum(t == "sliding_attention" for t in layer_types) if window else 0
-    return ServingPlan(
-        weights_bytes=weights_bytes,
-        kv_bytes_per_token=(layers - sliding) * per_layer_token,
-        kv_bytes_fixed=sliding * window * per_layer_token,
-        growing_layers=layers - sliding,
-        sliding_layers=sliding,
-        window=window,
-    )
-
-
 def _size(n: float) -> str:
     for unit, scale in (("GB", 1e9), ("MB", 1e6), ("KB", 1e3)):
         if n >= scale:
@@ -175,31 +136,44 @@ def _size(n: float) -> str:
 
 
 def _report(console: Console, result: Any, proof: Any) -> None:
-    dtype = result.dtype or "bfloat16"
-    plan = serving_plan(result.config, result.weights_bytes, dtype)
     table = Table(title=f"Converted → {result.out_dir}", show_header=False)
     table.add_row("recipe", result.recipe.name)
     table.add_row("layers", ", ".join(f"{n}× {q}" for q, n in result.quantized.items()))
     if result.unquantized:
         table.add_row("[yellow]left unquantized", ", ".join(result.unquantized))
-    table.add_row("unquantized dtype", dtype)
+    table.add_row("unquantized dtype", result.dtype or "as in the checkpoint")
     table.add_row("bits per weight", f"{result.bits_per_weight:.3f}")
     table.add_row("size on disk", _size(result.disk_bytes))
-    table.add_row("weights in memory", _size(plan.weights_bytes))
-    kv = f"{_size(plan.kv_bytes_per_token)} per token ({plan.growing_layers} layers)"
-    if plan.sliding_layers:
-        kv += (
-            f" + {_size(plan.kv_bytes_fixed)} per sequence ({plan.sliding_layers}"
-            f" sliding layers capped at {plan.window} tokens)"
-        )
-    table.add_row(f"KV cache ({dtype})", kv)
-    for tokens in (8192, 131072):
-        table.add_row(f"1 × {tokens} tokens", _size(plan.bytes_for(tokens)))
-    room = (16 * GIB - plan.weights_bytes) // max(plan.kv_bytes_per_token, 1)
-    table.add_row("KV room in 16 GiB", f"{max(room, 0):,} tokens over all sequences")
     if proof is not None:
+        _memory_rows(table, proof)
         rate = len(proof.token_ids) / proof.seconds if proof.seconds else 0.0
         table.add_row(
             "generated", f"{proof.text!r} ({len(proof.token_ids)} tokens, {rate:.1f}/s)"
         )
     console.print(table)
+
+
+def _memory_rows(table: Table, proof: Any) -> None:
+    """The engine's own plan (mlx_gen.engine.memory) for serving the result here."""
+    import mlx.core as mx
+
+    backend = "Metal" if mx.metal.is_available() else "CPU, float32"
+    shape = proof.shape
+    table.add_row(f"weights in memory ({backend})", _size(shape.weights_bytes))
+    kv = f"{_size(shape.kv_bytes_per_token)} per token ({shape.full_layers} layers)"
+    if shape.fixed_bytes_per_sequence:
+        kv += f" + {_size(shape.fixed_bytes_per_sequence)} per sequence (sliding)"
+    table.add_row("KV cache", kv)
+    for tokens in (8192, 131072):
+        need = shape.weights_bytes + shape.fixed_bytes_per_sequence
+        need += tokens * shape.kv_bytes_per_token
+        table.add_row(f"1 × {tokens:,} tokens", _size(need))
+    plan = proof.plan
+    if plan is None:
+        table.add_row("[red]engine plan", proof.plan_error)
+        return
+    table.add_row(
+        "engine plan",
+        f"budget {plan.budget_bytes / 2**30:.1f} GiB: room for"
+        f" {plan.kv_token_budget:,} KV tokens, longest sequence {plan.max_context:,}",
+    )
