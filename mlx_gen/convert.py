@@ -178,11 +178,6 @@ def quantize(
     return model, config
 
 
-def _source_dtype(config: dict[str, Any]) -> str | None:
-    dtype = config.get("torch_dtype") or config.get("dtype")
-    return dtype if dtype in DTYPES else None
-
-
 def _dir_bytes(path: Path) -> int:
     return sum(f.stat().st_size for f in path.rglob("*") if f.is_file())
 
@@ -235,27 +230,31 @@ def convert(
         raise ConvertError("the output directory is the source directory")
     on_stage("Loading")
     model, tokenizer, config = load_source(source)
-    dtype = dtype or _source_dtype(config)
+    dtype = dtype or config.get("torch_dtype") or config.get("dtype")
+    dtype = dtype if dtype in DTYPES else None  # else keep the checkpoint's own
     on_stage("Quantizing")
     model, config = quantize(model, config, recipe, dtype)
-    weights = dict(tree_flatten(model.parameters()))
-    weights_bytes = sum(v.nbytes for v in weights.values())
+    weights_bytes = sum(v.nbytes for _, v in tree_flatten(model.parameters()))
     check_disk_space(out, weights_bytes + DISK_MARGIN_BYTES)
     quantized = _quantized_modules(model)
     unquantized = [p for p, m in model.named_modules() if hasattr(m, "to_quantized")]
     bits_per_weight = compute_bits_per_weight(model)
     on_stage("Writing")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    staging = out.parent / f".{out.name}.partial-{os.getpid()}"
-    shutil.rmtree(staging, ignore_errors=True)
     try:
-        _materialize(model, on_bytes)
-        save(staging, source, model, tokenizer, config)
-        if out.exists():
-            shutil.rmtree(out)
-        os.replace(staging, out)
-    finally:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        # Written beside `out` and renamed: a failure never leaves half a model.
+        staging = out.parent / f".{out.name}.partial-{os.getpid()}"
         shutil.rmtree(staging, ignore_errors=True)
+        try:
+            _materialize(model, on_bytes)
+            save(staging, source, model, tokenizer, config)
+            if out.exists():
+                shutil.rmtree(out)
+            os.replace(staging, out)
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
+    except OSError as exc:
+        raise ConvertError(f"cannot write {out}: {exc.strerror or exc}") from None
     return ConvertResult(
         out_dir=out,
         recipe=recipe,

@@ -301,6 +301,7 @@ def _unsupported(hf_checkpoint: Path, tmp_path: Path) -> str:
         (["{hf}", "--recipe", "mxfp4-q8", "--bits", "4"], "error: --recipe mxfp4-q8"),
         (["{hf}", "--mode", "mxfp4", "--bits", "8"], "error: --mode mxfp4 means 4"),
         (["nobody/nothing"], "error: nobody/nothing is not in the hub cache"),
+        (["{hf}"], "error: cannot write {tmp}/a-file/out: "),
     ],
 )
 def test_errors_are_one_line(
@@ -312,7 +313,9 @@ def test_errors_are_one_line(
     if "{unsupported}" in args:
         names["unsupported"] = _unsupported(hf_checkpoint, tmp_path)
     argv = [a.format(**names) for a in args]
-    code = main(["convert", argv[0], str(tmp_path / "out"), *argv[1:]])
+    (tmp_path / "a-file").write_text("")
+    out = tmp_path / ("a-file/out" if "a-file" in message else "out")
+    code = main(["convert", argv[0], str(out), *argv[1:]])
     err = capsys.readouterr().err
     assert code == 1
     assert err.strip().count("\n") == 0, err
