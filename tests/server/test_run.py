@@ -1,0 +1,168 @@
+"""`mlx-gen serve`: exposure checks, start-up panel, SIGTERM drain (a real process)."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import queue
+import re
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+from rich.console import Console
+
+from mlx_gen.server.run import check_exposure, is_loopback, panel
+
+from .helpers import settings_for
+
+
+@pytest.mark.parametrize(
+    ("host", "loopback"),
+    [("127.0.0.1", True), ("localhost", True), ("::1", True), ("[::1]", True),
+     ("127.8.9.10", True), ("0.0.0.0", False), ("::", False), ("192.168.1.5", False),
+     ("myhost.local", False)],
+)  # fmt: skip
+def test_loopback_hosts(host, loopback):
+    assert is_loopback(host) is loopback
+
+
+def test_public_bind_needs_keys_or_explicit_consent():
+    assert check_exposure(settings_for(host="127.0.0.1"), 0) is None
+    assert "refusing" in check_exposure(settings_for(host="0.0.0.0"), 0)
+    assert check_exposure(settings_for(host="0.0.0.0"), 1) is None
+    consent = settings_for(host="0.0.0.0", allow_public_without_auth=True)
+    assert check_exposure(consent, 0) is None
+
+
+def render(settings, served, n_keys: int) -> str:
+    console = Console(record=True, width=120, file=open(os.devnull, "w"))  # noqa: SIM115
+    console.print(panel(settings, served, "http://127.0.0.1:8000", n_keys))
+    console.file.close()
+    return console.export_text()
+
+
+def test_panel_says_where_memory_and_auth(served):
+    text = render(settings_for(rate_limit_rpm=60), served, 2)
+    assert "http://127.0.0.1:8000/v1" in text
+    assert "Memory plan" in text and "KV cache" in text and "GiB" in text
+    assert "on: 2 API keys" in text
+    assert "60 requests/min" in text
+    assert "off: no API key (loopback only)" in render(settings_for(), served, 0)
+
+
+def cli_env(tmp_path: Path) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MLX_GEN_")}
+    env |= {
+        "MLX_GEN_CACHE_DIR": str(tmp_path / "cache"),
+        "MLX_GEN_USE_OPENBLAS": "false",
+        "MLX_GEN_DRAIN_TIMEOUT": "30",
+        "COLUMNS": "160",
+    }
+    return env
+
+
+def test_refuses_a_public_address_without_keys(tmp_path):
+    done = subprocess.run(
+        [sys.executable, "-m", "mlx_gen", "serve", "--host", "0.0.0.0", "--port", "0"],
+        cwd=tmp_path, env=cli_env(tmp_path), capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert done.returncode == 2
+    assert "refusing to listen on 0.0.0.0 without an API key" in done.stderr
+
+
+def _drain(stream, lines: queue.Queue) -> None:
+    for line in stream:
+        lines.put(line)
+
+
+def test_serve_demo_then_drain_on_sigterm(tmp_path):
+    command = [
+        sys.executable,
+        "-m",
+        "mlx_gen",
+        "serve",
+        "--model",
+        "demo",
+        "--port",
+        "0",
+    ]
+    with subprocess.Popen(
+        command, cwd=tmp_path, env=cli_env(tmp_path), text=True,
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+    ) as proc:  # fmt: skip
+        out: queue.Queue[str] = queue.Queue()
+        err: queue.Queue[str] = queue.Queue()
+        drains = [
+            threading.Thread(target=_drain, args=(stream, lines), daemon=True)
+            for stream, lines in ((proc.stdout, out), (proc.stderr, err))
+        ]
+        for drain in drains:
+            drain.start()
+        try:
+            frames, at_signal = _stream_through_sigterm(proc, out, err)
+            proc.wait(timeout=60)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+        for drain in drains:
+            drain.join(10)
+    assert proc.returncode == 0, "".join(err.queue)[-3000:]
+    data = [f for f in frames if f.startswith("data: ")]
+    assert len(frames) > at_signal + 100  # most of the stream came after SIGTERM
+    assert data[-1] == "data: [DONE]"  # and it finished
+    assert json.loads(data[-2][6:])["choices"][0]["finish_reason"] == "length"
+    logged = [json.loads(line) for line in err.queue if line.startswith("{")]
+    completion = [r for r in logged if r["path"] == "/v1/completions"]
+    assert completion and completion[0]["status"] == 200
+    assert completion[0]["completion_tokens"] == 1500
+
+
+def _stream_through_sigterm(
+    proc: subprocess.Popen, out: queue.Queue, err: queue.Queue
+) -> tuple[list[str], int]:
+    """Wait for the panel and readiness, start a long stream, SIGTERM mid-way."""
+    panel_text = ""
+    deadline = time.monotonic() + 120
+    while "╰" not in panel_text:
+        problem = "exited" if proc.poll() is not None else "no panel"
+        if proc.poll() is not None or time.monotonic() > deadline:
+            pytest.fail(f"server {problem}: {''.join(err.queue)[-3000:]}")
+        with contextlib.suppress(queue.Empty):
+            panel_text += out.get(timeout=0.2)
+    assert "demo" in panel_text and "Memory plan" in panel_text
+    assert "off: no API key (loopback only)" in panel_text
+    port = re.search(r"http://127\.0\.0\.1:(\d+)/v1", panel_text).group(1)
+    base = f"http://127.0.0.1:{port}"
+    while httpx.get(f"{base}/ready").status_code != 200:
+        time.sleep(0.05)
+    eos = httpx.post(
+        f"{base}/tokenize", json={"model": "demo", "prompt": "<|return|><|call|>"}
+    ).json()["tokens"]
+    body = {"model": "demo", "prompt": "x", "max_tokens": 1500, "stream": True,
+            "logit_bias": {str(i): -100 for i in eos}}  # fmt: skip
+    frames: list[str] = []
+    started = threading.Event()
+
+    def read() -> None:
+        with httpx.stream("POST", f"{base}/v1/completions", json=body, timeout=60) as r:
+            for line in r.iter_lines():
+                frames.append(line)
+                started.set()
+
+    reader = threading.Thread(target=read)
+    reader.start()
+    assert started.wait(30)
+    proc.send_signal(signal.SIGTERM)
+    at_signal = len(frames)
+    time.sleep(0.5)
+    with pytest.raises(httpx.ConnectError):  # no new connections while draining
+        httpx.get(f"{base}/health")
+    reader.join(60)
+    return frames, at_signal
