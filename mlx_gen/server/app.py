@@ -7,9 +7,11 @@ import contextlib
 from collections.abc import AsyncIterator
 
 from starlette.applications import Starlette
+from starlette.datastructures import Headers
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.middleware.cors import CORSMiddleware
+from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from mlx_gen.server.access_log import AccessLogMiddleware
@@ -39,6 +41,18 @@ ROUTES = [
 ]
 
 
+class OpenAICORSMiddleware(CORSMiddleware):
+    """Starlette's CORS, with its refused preflights in the OpenAI error shape."""
+
+    def preflight_response(self, request_headers: Headers) -> Response:
+        response = super().preflight_response(request_headers)
+        if response.status_code == 200:
+            return response
+        error = APIError(400, bytes(response.body).decode(), code="cors_rejected")
+        headers = {k: v for k, v in response.headers.items() if k.startswith("access")}
+        return JSONResponse(error.body(), status_code=400, headers=headers)
+
+
 def create_app(settings: Settings, served: ServedModel) -> Starlette:
     state = AppState(
         settings=settings,
@@ -64,7 +78,7 @@ def create_app(settings: Settings, served: ServedModel) -> Starlette:
     if settings.cors_origins:
         middleware.append(
             Middleware(
-                CORSMiddleware,
+                OpenAICORSMiddleware,
                 allow_origins=settings.cors_origins,
                 allow_methods=["GET", "POST"],
                 allow_headers=["authorization", "content-type", "x-api-key"],

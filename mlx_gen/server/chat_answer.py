@@ -23,9 +23,10 @@ class ChatAnswer(AnswerBase):
         texts: TokenTexts,
         top_logprobs: int | None,  # None: no logprobs asked
         include_usage: bool = False,
+        stops: list[str] | None = None,
     ) -> None:
         super().__init__(request_id, model, n, include_usage)
-        self.choices = [ChatChoice(i, new_parser()) for i in range(n)]
+        self.choices = [ChatChoice(i, new_parser(), stops) for i in range(n)]
         self.texts = texts
         self.top_logprobs = top_logprobs
         self.logprobs: list[list[dict[str, Any]]] = [[] for _ in range(n)]

@@ -72,6 +72,7 @@ async def chat_completions(request: Request) -> Response:
         TokenTexts(served.tokenizer),
         top_logprobs,
         include_usage=bool(body.stream_options and body.stream_options.include_usage),
+        stops=sampling.stop,
     )
     events = submit(served, prompt.token_ids, sampling, answer.request_id, reservation)
     return await respond(

@@ -6,6 +6,7 @@ import json
 
 from mlx_gen.engine.types import GenerationEvent, TokenLogprob, Usage
 from mlx_gen.server.chat_answer import ChatAnswer
+from mlx_gen.server.chat_choices import StopTrimmer
 from mlx_gen.server.outputs import TokenTexts
 
 from .helpers import script_ids
@@ -127,3 +128,14 @@ def test_an_engine_error_becomes_the_answers_failure(harmony, tiny_tokenizer):
     assert ans.feed(failed) == []
     assert ans.failure is not None and ans.failure.status == 500
     assert "boom" in ans.failure.message
+
+
+def test_stop_strings_end_the_content_and_are_not_part_of_it():
+    trim = StopTrimmer(["END", "xyz"])
+    out = [trim.feed(t) for t in ["Hel", "lo E", "N", "D and more", "ignored"]]
+    assert out == ["Hel", "lo ", "", "", ""]
+    assert trim.stopped and trim.flush() == ""
+    held = StopTrimmer(["END"])
+    assert held.feed("say E") == "say "
+    assert held.flush() == "E"  # never completed: it was content after all
+    assert StopTrimmer([]).feed("END") == "END"

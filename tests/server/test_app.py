@@ -1,0 +1,41 @@
+"""The app's stack: CORS off unless configured, and before auth when on."""
+
+from __future__ import annotations
+
+import httpx
+
+ORIGIN = "http://app.example"
+PREFLIGHT = {
+    "Origin": ORIGIN,
+    "Access-Control-Request-Method": "POST",
+    "Access-Control-Request-Headers": "authorization, content-type",
+}
+
+
+def test_cors_is_off_by_default(server):
+    answer = httpx.get(server.url("/v1/models"), headers={"Origin": ORIGIN})
+    assert answer.status_code == 200
+    assert "access-control-allow-origin" not in answer.headers
+    preflight = httpx.options(server.url("/v1/chat/completions"), headers=PREFLIGHT)
+    assert preflight.status_code == 405
+    assert "access-control-allow-origin" not in preflight.headers
+
+
+def test_configured_origins_pass_preflight_even_with_auth(make_server):
+    server = make_server(cors_origins=[ORIGIN], api_keys=["sk-cors"])
+    preflight = httpx.options(server.url("/v1/chat/completions"), headers=PREFLIGHT)
+    assert preflight.status_code == 200
+    assert preflight.headers["access-control-allow-origin"] == ORIGIN
+    assert "authorization" in preflight.headers["access-control-allow-headers"].lower()
+    other = httpx.options(
+        server.url("/v1/chat/completions"),
+        headers={**PREFLIGHT, "Origin": "http://evil.example"},
+    )
+    assert other.status_code == 400
+    assert other.json()["error"]["code"] == "cors_rejected"
+    answer = httpx.get(
+        server.url("/v1/models"),
+        headers={"Origin": ORIGIN, "Authorization": "Bearer sk-cors"},
+    )
+    assert answer.headers["access-control-allow-origin"] == ORIGIN
+    assert "x-request-id" in answer.headers["access-control-expose-headers"]
