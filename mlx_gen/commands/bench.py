@@ -109,10 +109,10 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     if urlparse(args.url).scheme not in ("http", "https"):
         raise CommandError(f"not an http(s) URL: {args.url}")
     report = asyncio.run(_serve(args, Console(stderr=True)))
-    _print_report(Console(), report)
-    if args.output is not None:
+    if args.output is not None:  # first: the figures outlive a broken pipe
         args.output.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
         Console(stderr=True).print(f"wrote {args.output}", style="dim")
+    _print_report(Console(), report)
     failed = sum(level["failed"] for level in report["levels"])
     return 0 if failed < sum(level["requests"] for level in report["levels"]) else 1
 
