@@ -20,6 +20,16 @@ _RECIPIENT = re.compile(r"to=([A-Za-z_][\w.:\-]*)")
 
 Segment = tuple[str | None, str]  # (the marker that opened it, its text)
 
+# What the start of each segment may look like while a header is still being
+# written: lets the parser give up on a non-header at once instead of holding
+# its text back until the length cap.
+_RECIPIENT_PREFIX = r"(?:t|to|to=[\w.:\-]*)"
+_OPENING_PREFIX = {
+    True: re.compile(rf"\s*{_RECIPIENT_PREFIX}?\s*"),
+    False: re.compile(rf"\s*(?:[A-Za-z_][\w.:\-]*(?:\s+{_RECIPIENT_PREFIX}?)?)?\s*"),
+}
+_MARKED_PREFIX = re.compile(r"[\w.:\-=\s]*")
+
 
 @dataclass(frozen=True)
 class Header:
@@ -69,6 +79,14 @@ def parse_header(segments: list[Segment], role_known: bool) -> Header | None:
         if not _take_rest(words, marker, fields):
             return None
     return Header(**fields)
+
+
+def could_be_header(segments: list[Segment], role_known: bool) -> bool:
+    """Whether more text and markers could still make these segments a header."""
+    marker, text = segments[-1]
+    if marker is None:
+        return _OPENING_PREFIX[role_known].fullmatch(text) is not None
+    return _MARKED_PREFIX.fullmatch(text) is not None and len(text.split()) <= 3
 
 
 def _take_rest(

@@ -22,7 +22,12 @@ from mlx_gen.chat.base import (
     ToolCallArgumentsDelta,
     ToolCallStart,
 )
-from mlx_gen.chat.harmony_header import Header, Segment, parse_header
+from mlx_gen.chat.harmony_header import (
+    Header,
+    Segment,
+    could_be_header,
+    parse_header,
+)
 from mlx_gen.chat.harmony_tokens import (
     CALL,
     CHANNEL,
@@ -102,7 +107,11 @@ class HarmonyParser:
         if self._state is State.HEADER:
             self._header_tokens += 1
             self._add_header_text(text)
-            if "\n" in text or len(self._header_text()) > MAX_HEADER_CHARS:
+            if (
+                "\n" in text
+                or len(self._header_text()) > MAX_HEADER_CHARS
+                or not could_be_header(self._segments, self._role_known)
+            ):
                 self._open_body(None)
             return
         if self._state is State.IDLE:

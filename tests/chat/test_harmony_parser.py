@@ -146,6 +146,29 @@ def test_a_newline_ends_a_would_be_header_early(harmony: HarmonyFormat, script) 
     assert parser.feed(script("Hello\n")) == [ContentDelta("Hello\n")]
 
 
+def test_text_that_cannot_open_a_header_is_shown_at_once(
+    harmony: HarmonyFormat, script
+) -> None:
+    # A random-weight model writes words where the channel should be: the
+    # first token already rules out a header, so nothing waits for more.
+    first = script("Paris")[:1]
+    events = harmony.parser().feed(first)
+    assert events and isinstance(events[0], ContentDelta)
+
+
+def test_a_recipient_being_written_is_still_held(
+    harmony: HarmonyFormat, script
+) -> None:
+    parser = harmony.parser()
+    assert parser.feed(script(" to=functions.get")) == []
+    events = parser.feed(script("_weather<|channel|>commentary json<|message|>{"))
+    assert [type(e).__name__ for e in events] == [
+        "ToolCallStart",
+        "ToolCallArgumentsDelta",
+    ]
+    assert events[0].name == "get_weather"
+
+
 def test_fresh_start_after_end_and_forgotten_start(
     harmony: HarmonyFormat, script
 ) -> None:
