@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import Response
 
@@ -51,7 +52,8 @@ async def chat_completions(request: Request) -> Response:
     body = await read_body(request, ChatCompletionRequest)
     check_model(served, body.model)
     info.model = served.name
-    prompt = render_chat(state, body)
+    # Rendering tokenizes the whole conversation: off the event loop.
+    prompt = await run_in_threadpool(render_chat, state, body)
     n_prompt = len(prompt.token_ids)
     max_tokens = resolve_max_tokens(
         body.requested_max_tokens, n_prompt, served, state.settings.max_tokens_default

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import Response
 
@@ -113,7 +114,8 @@ async def completions(request: Request) -> Response:
     check_model(served, body.model)
     info.model = served.name
     if isinstance(body.prompt, str):
-        prompt_text, prompt_ids = body.prompt, served.tokenizer.encode(body.prompt)
+        prompt_text = body.prompt
+        prompt_ids = await run_in_threadpool(served.tokenizer.encode, body.prompt)
     else:
         check_token_ids(body.prompt, served, "prompt")
         prompt_ids = list(body.prompt)

@@ -9,6 +9,7 @@ from collections.abc import AsyncIterator, Callable
 from typing import Any, TypeVar
 
 from pydantic import BaseModel, ValidationError
+from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 
 from mlx_gen.engine.types import (
@@ -37,6 +38,11 @@ Body = TypeVar("Body", bound=BaseModel)
 async def read_body(request: Request, schema: type[Body]) -> Body:
     """The JSON body, validated; every failure is a 400 naming what is wrong."""
     raw = await request.body()
+    # Off the event loop: a large body must not stall the streams in flight.
+    return await run_in_threadpool(parse_body, raw, schema)
+
+
+def parse_body(raw: bytes, schema: type[Body]) -> Body:
     try:
         data = json.loads(raw)
     except (UnicodeDecodeError, RecursionError, ValueError):

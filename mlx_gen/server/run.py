@@ -76,8 +76,10 @@ def configure_logging(level: str) -> None:
     access.propagate = False
 
 
-def _gib(n: int) -> str:
-    return f"{n / (1 << 30):.2f} GiB"
+def _size(n: int) -> str:
+    if n >= 1 << 30:
+        return f"{n / (1 << 30):.2f} GiB"
+    return f"{n / (1 << 20):.1f} MiB"
 
 
 def panel(settings: Settings, served: ServedModel, url: str, n_keys: int) -> Panel:
@@ -90,8 +92,8 @@ def panel(settings: Settings, served: ServedModel, url: str, n_keys: int) -> Pan
     if plan is not None:
         grid.add_row(
             "Memory plan",
-            f"weights {_gib(plan.weights_bytes)}, KV cache {plan.kv_token_budget:,} "
-            f"tokens, budget {_gib(plan.budget_bytes)}",
+            f"weights {_size(plan.weights_bytes)}, KV cache {plan.kv_token_budget:,} "
+            f"tokens, budget {_size(plan.budget_bytes)}",
         )
     grid.add_row("Context", f"{served.max_context:,} tokens per sequence")
     if n_keys:

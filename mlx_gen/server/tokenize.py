@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
@@ -18,7 +19,8 @@ async def tokenize(request: Request) -> Response:
     body = await read_body(request, TokenizeRequest)
     check_model(served, body.model)
     if body.prompt is not None:
-        text, tokens = body.prompt, served.tokenizer.encode(body.prompt)
+        text = body.prompt
+        tokens = await run_in_threadpool(served.tokenizer.encode, body.prompt)
     else:
         chat = ChatCompletionRequest(
             model=body.model,
@@ -27,7 +29,9 @@ async def tokenize(request: Request) -> Response:
             reasoning_effort=body.reasoning_effort,
         )
         add_generation_prompt = body.add_generation_prompt is not False
-        rendered = render_chat(state, chat, add_generation_prompt)
+        rendered = await run_in_threadpool(
+            render_chat, state, chat, add_generation_prompt
+        )
         text, tokens = rendered.text, rendered.token_ids
     return JSONResponse(
         {
