@@ -11,9 +11,12 @@ raw speed. Definitions:
 - TTFT: submit to the first token of a request, as the caller sees it.
 - prefill tok/s: all prompt tokens of the point / time until every request
   has its first token.
-- decode tok/s: tokens that arrive after the last first token / the time
-  from then to the end (all sequences decoding together); per stream, that
-  divided by the batch.
+- decode tok/s: every token after each request's first / the time from the
+  earliest first token to the last token. Prefills of later requests that
+  interleave with decoding count against it, as they do in a service.
+- decode per stream: the median over requests of (tokens - 1) / (last token
+  - first token), the speed one caller sees once its answer has started.
+- output tok/s: all generated tokens / the whole point.
 - peak memory: mx.get_peak_memory over the point, reset before it
   (weights and caches included: the whole process's MLX memory).
 """
@@ -54,42 +57,53 @@ class Measurement:
     prefill_tps: float
     decode_tps: float | None  # None when max_tokens < 2: nothing to decode
     decode_tps_per_stream: float | None
+    output_tps: float
     peak_memory_bytes: int
     cached_tokens: int = 0
 
 
 @dataclass
+class Stream:
+    first: float
+    last: float
+    tokens: int
+
+
+@dataclass
 class TokenClock:
-    """Arrival times of one point's tokens, per request."""
+    """When each request of one point got its first and last tokens."""
 
     start: float
-    first: dict[Any, float] = field(default_factory=dict)
-    arrivals: list[tuple[float, int]] = field(default_factory=list)
+    streams: dict[Any, Stream] = field(default_factory=dict)
 
     def tokens(self, key: Any, count: int) -> None:
         if count <= 0:
             return
         now = time.perf_counter()
-        self.first.setdefault(key, now)
-        self.arrivals.append((now, count))
+        stream = self.streams.setdefault(key, Stream(now, now, 0))
+        stream.last = now
+        stream.tokens += count
 
-    def measure(self, point: Point, peak: int, cached: int = 0) -> Measurement:
-        end = max(t for t, _ in self.arrivals)
-        ttfts = sorted(t - self.start for t in self.first.values())
-        all_first = max(self.first.values())
-        decoded = sum(n for t, n in self.arrivals if t > all_first)
-        window = end - all_first
-        decode = decoded / window if decoded and window > 0 else None
-        prompt_total = point.prompt_tokens * point.batch
+    def measure(self, point: Point, cached: int = 0) -> Measurement:
+        streams = list(self.streams.values())
+        end = max(s.last for s in streams)
+        ttfts = sorted(s.first - self.start for s in streams)
+        decoding = min(s.first for s in streams)
+        decoded = sum(s.tokens - 1 for s in streams)
+        rates = [
+            (s.tokens - 1) / (s.last - s.first) for s in streams if s.last > s.first
+        ]
+        total = sum(s.tokens for s in streams)
         return Measurement(
-            completion_tokens=sum(n for _, n in self.arrivals),
+            completion_tokens=total,
             seconds=end - self.start,
             ttft_p50=statistics.median(ttfts),
             ttft_max=ttfts[-1],
-            prefill_tps=prompt_total / (all_first - self.start),
-            decode_tps=decode,
-            decode_tps_per_stream=None if decode is None else decode / point.batch,
-            peak_memory_bytes=peak,
+            prefill_tps=point.prompt_tokens * point.batch / ttfts[-1],
+            decode_tps=decoded / (end - decoding) if end > decoding else None,
+            decode_tps_per_stream=statistics.median(rates) if rates else None,
+            output_tps=total / (end - self.start),
+            peak_memory_bytes=0,  # set by the caller, who owns the window
             cached_tokens=cached,
         )
 
@@ -140,7 +154,7 @@ def run_engine_point(
 ) -> Measurement:
     def run() -> Measurement:
         clock, cached = asyncio.run(_engine_point(engine, point, prompts))
-        return clock.measure(point, 0, cached)
+        return clock.measure(point, cached)
 
     return _peak_window(run)
 
@@ -175,7 +189,7 @@ def run_raw_point(
                 raise RuntimeError("mlx-lm's BatchGenerator did not finish the point")
         finally:
             generator.close()
-        return clock.measure(point, 0)
+        return clock.measure(point)
 
     return _peak_window(run)
 

@@ -98,7 +98,7 @@ def targets(
     peak = max(r.engine.peak_memory_bytes for r in results)
     rows = [
         _row("single-stream decode", "tok/s", TARGET_DECODE_TPS, True,
-             single.decode_tps if single else None, where),
+             single.decode_tps_per_stream if single else None, where),
         _row("TTFT (idle, p50)", "s", TARGET_TTFT, False,
              single.ttft_p50 if single else None, where),
         _row("peak memory", "bytes", TARGET_PEAK_BYTES, False, peak, "all points"),
@@ -192,12 +192,13 @@ def print_report(console: Console, report: dict[str, Any]) -> None:
     table = Table(
         title=f"mlx-gen engine · {model['name']}",
         title_justify="left",
-        caption="prefill and decode in tok/s; decode: all streams together",
+        caption="prefill and decode in tok/s: decode of all streams together, and"
+        " per stream once it started (median)",
         caption_justify="left",
         box=box.SIMPLE_HEAD,
     )
-    columns = ["prompt", "batch", "TTFT p50", "prefill", "decode", "per stream"]
-    columns += ["peak mem"]
+    columns = ["prompt", "batch", "TTFT p50 ms", "prefill", "decode", "per stream"]
+    columns += ["peak MB"]
     columns += ["mlx-lm decode", "vs mlx-lm"] if with_raw else []
     for name in columns:
         # Headers wrap between words, never inside one.
@@ -207,11 +208,11 @@ def print_report(console: Console, report: dict[str, Any]) -> None:
         cells = [
             str(p["prompt_tokens"]),
             str(p["batch"]),
-            f"{e['ttft_p50'] * 1000:.0f} ms",
+            f"{e['ttft_p50'] * 1000:,.0f}",
             _num(e["prefill_tps"], "{:,.0f}"),
             _num(e["decode_tps"], "{:,.0f}"),
-            _num(e["decode_tps_per_stream"], "{:,.0f}"),
-            _bytes(e["peak_memory_bytes"]),
+            _num(e["decode_tps_per_stream"], "{:,.1f}"),
+            f"{e['peak_memory_bytes'] / 10**6:,.1f}",
         ]
         if with_raw:
             raw = p["raw"] or {}

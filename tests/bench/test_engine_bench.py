@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from cli_run import run_cli
 
-from mlx_gen.bench.engine_bench import Measurement, Point, TokenClock
+from mlx_gen.bench.engine_bench import Measurement, Point, Stream, TokenClock
 
 PROMPTS = (16, 40)
 BATCHES = (1, 3)
@@ -58,9 +58,10 @@ def test_every_point_measured_through_engine_and_raw(report):
             assert m["completion_tokens"] == point["batch"] * MAX_TOKENS
             assert m["prefill_tps"] > 0
             assert m["decode_tps"] > 0
-            assert m["decode_tps_per_stream"] == pytest.approx(
-                m["decode_tps"] / point["batch"]
-            )
+            assert m["decode_tps_per_stream"] > 0
+            if point["batch"] == 1:  # one stream: both say the same
+                assert m["decode_tps"] == pytest.approx(m["decode_tps_per_stream"])
+            assert m["output_tps"] > 0
             assert 0 < m["ttft_p50"] <= m["ttft_max"] <= m["seconds"]
             assert m["peak_memory_bytes"] > 0
             assert m["cached_tokens"] == 0  # distinct prompts: no prefix hits
@@ -86,25 +87,24 @@ def test_the_report_says_model_hardware_settings_and_targets(report):
     assert all(r["measured"] > 0 and r["met"] in (True, False) for r in targets["rows"])
     decode = targets["rows"][0]
     first = report["points"][0]["engine"]  # batch 1 at the shortest prompt
-    assert decode["measured"] == first["decode_tps"]
+    assert decode["measured"] == first["decode_tps_per_stream"]
     out = report["stdout"]
     assert "Targets" in out and "150 tok/s" in out and "16 GB" in out
     assert "Measured on:" in out and hw["accelerator"] in out
 
 
-def test_decode_counts_only_tokens_after_every_first_token():
-    # Two streams: first tokens at 1.0 s and 2.0 s; three more tokens after 2.0 s.
+def test_the_figures_follow_their_definitions():
+    # Two streams of 3 tokens: 1.0 s to 3.0 s and 2.0 s to 4.0 s.
     clock = TokenClock(
-        start=0.0,
-        first={"a": 1.0, "b": 2.0},
-        arrivals=[(1.0, 1), (1.5, 1), (2.0, 1), (3.0, 2), (4.0, 1)],
+        start=0.0, streams={"a": Stream(1.0, 3.0, 3), "b": Stream(2.0, 4.0, 3)}
     )
-    m = clock.measure(Point(prompt_tokens=10, batch=2, max_tokens=3), peak=7)
+    m = clock.measure(Point(prompt_tokens=10, batch=2, max_tokens=3))
     assert m.completion_tokens == 6
-    assert m.prefill_tps == pytest.approx(20 / 2.0)
-    assert m.decode_tps == pytest.approx(3 / 2.0)
-    assert m.decode_tps_per_stream == pytest.approx(0.75)
     assert (m.ttft_p50, m.ttft_max, m.seconds) == (1.5, 2.0, 4.0)
+    assert m.prefill_tps == pytest.approx(20 / 2.0)  # until the last first token
+    assert m.decode_tps == pytest.approx(4 / 3.0)  # 2 + 2 tokens, 1.0 s to 4.0 s
+    assert m.decode_tps_per_stream == pytest.approx(1.0)  # 2 tokens in 2 s each
+    assert m.output_tps == pytest.approx(6 / 4.0)
 
 
 def test_max_tokens_below_two_is_refused(tmp_path: Path):
