@@ -35,17 +35,19 @@ def test_token_id_prompt_echo_and_stop(client, script, tiny_tokenizer):
     assert reply.usage.prompt_tokens == len(prompt)
 
 
-def test_length_and_logprobs(client, tiny_tokenizer):
-    never_stop = {str(i): -100 for i in tiny_tokenizer.eos_token_ids}
+def test_length_and_logprobs(client, script, tiny_tokenizer):
+    script.ids = script_ids(tiny_tokenizer, "Hello there, all of you")
     reply = client.completions.create(
-        model=MODEL, prompt="abc", max_tokens=4, logprobs=2, n=2, logit_bias=never_stop
+        model=MODEL, prompt="abc", max_tokens=4, logprobs=2, n=2
     )
     for choice in reply.choices:
         assert choice.finish_reason == "length"
         lp = choice.logprobs
         assert len(lp.tokens) == len(lp.token_logprobs) == len(lp.top_logprobs) == 4
-        assert "".join(lp.tokens) == choice.text
-        assert lp.text_offset[0] == 0
+        assert lp.tokens == ["H", "el", "lo", " th"]
+        assert choice.text == "Hello th"
+        assert lp.text_offset == [0, 1, 3, 5]
+        assert all(lp_ == 0.0 for lp_ in lp.token_logprobs)  # forced: certain
         assert all(len(top) <= 2 for top in lp.top_logprobs)
     assert reply.usage.completion_tokens == 8
 

@@ -65,7 +65,8 @@ def test_keep_alive_comments_while_waiting(make_server, script, tiny_tokenizer):
     assert lines[-1] == "data: [DONE]"
 
 
-def test_an_error_after_the_200_is_sent_in_stream(server, script):
+def test_an_error_after_the_200_is_sent_in_stream(server, script, tiny_tokenizer):
+    script.ids = script_ids(tiny_tokenizer, FINAL + "la")
     script.fail_after = 3
     with httpx.stream(
         "POST", server.url("/v1/chat/completions"), json=chat_body(max_tokens=50)
