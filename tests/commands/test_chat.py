@@ -72,13 +72,24 @@ def spawn(home: Path, *args: str, **env: str) -> pexpect.spawn:
 
 
 @pytest.fixture
-def session(tmp_path: Path) -> Iterator[Session]:
-    child = spawn(tmp_path, "--model", "tiny", "--max-tokens", str(MAX_TOKENS))
-    try:
-        yield Session(child)
-    finally:
+def chat(tmp_path: Path) -> Iterator[Any]:
+    """Start `mlx-gen chat ARGS` in a pseudo-terminal; killed if still running."""
+    children: list[pexpect.spawn] = []
+
+    def start(*args: str) -> Session:
+        children.append(spawn(tmp_path, *args))
+        return Session(children[-1])
+
+    yield start
+    for child in children:
         if child.isalive():
             child.terminate(force=True)
+
+
+def ends_with_status_0(session: Session) -> bool:
+    session.child.expect(pexpect.EOF, timeout=TURN)
+    session.child.close()
+    return session.child.exitstatus == 0
 
 
 def prompt_tokens(tokenizer: Any, messages: list[dict[str, str]], effort: str) -> int:
@@ -87,7 +98,8 @@ def prompt_tokens(tokenizer: Any, messages: list[dict[str, str]], effort: str) -
     return len(format_for(tokenizer).render(messages, None, effort).token_ids)
 
 
-def test_a_session_with_effort_system_reset_and_a_clean_exit(session, tiny_model):
+def test_a_session_with_effort_system_reset_and_a_clean_exit(chat, tiny_model):
+    session = chat("--model", "tiny", "--max-tokens", str(MAX_TOKENS))
     tokenizer = tiny_model[1]
     user = {"role": "user", "content": "Hello there"}
     system = {"role": "system", "content": "Be brief."}
@@ -124,9 +136,7 @@ def test_a_session_with_effort_system_reset_and_a_clean_exit(session, tiny_model
     assert "/effort low|medium|high" in session.say("/nonsense")
 
     session.child.sendeof()  # Ctrl-D
-    session.child.expect(pexpect.EOF, timeout=TURN)
-    session.child.close()
-    assert session.child.exitstatus == 0
+    assert ends_with_status_0(session)
 
 
 KEY = "chat-test-key"
@@ -166,7 +176,14 @@ def server(tiny_model_path: Path, tiny_model: Any) -> Iterator[Any]:
 
 
 @pytest.fixture
-def scripted(server: Any, tiny_model: Any) -> Iterator[list[int]]:
+def script(server: Any) -> Iterator[Any]:
+    """What the server is made to answer in this test; nothing scripted after it."""
+    yield server.script
+    server.script.reset()
+
+
+@pytest.fixture
+def scripted(script: Any, tiny_model: Any) -> list[int]:
     """The server answers with reasoning, then content."""
     from server.helpers import script_ids
 
@@ -174,48 +191,56 @@ def scripted(server: Any, tiny_model: Any) -> Iterator[list[int]]:
         f"<|channel|>analysis<|message|>{THOUGHT}<|end|>"
         f"<|start|>assistant<|channel|>final<|message|>{ANSWER}<|return|>"
     )
-    server.script.ids = script_ids(tiny_model[1], text)
-    yield server.script.ids
-    server.script.reset()
+    script.ids = script_ids(tiny_model[1], text)
+    return script.ids
 
 
-def test_reasoning_folds_or_shows_over_a_servers_url(server, scripted, tmp_path):
-    child = spawn(tmp_path, "--url", server.url("/v1"), "--api-key", KEY)
-    try:
-        session = Session(child)
-        # No --model: the chat asks the server which model it serves.
-        assert "tiny" in session.ready()
-        stats, shown = session.turn("Hello there")
-        assert stats["completion"] == len(scripted)
-        assert 0 < stats["reasoning"] < stats["completion"]
-        assert "▸ thought for" in shown
-        assert ANSWER in shown
-        assert "shown in full" in session.say("/think")
-        stats, shown = session.turn("And again?")
-        assert THOUGHT in shown and ANSWER in shown
-        assert "thought for" not in shown
-        child.sendintr()  # Ctrl-C at the prompt
-        child.expect(pexpect.EOF, timeout=TURN)
-        child.close()
-        assert child.exitstatus == 0
-    finally:
-        if child.isalive():
-            child.terminate(force=True)
+def test_reasoning_folds_or_shows_over_a_servers_url(chat, server, scripted):
+    session = chat("--url", server.url("/v1"), "--api-key", KEY)
+    # No --model: the chat asks the server which model it serves.
+    assert "tiny" in session.ready()
+    stats, shown = session.turn("Hello there")
+    assert stats["completion"] == len(scripted)
+    assert 0 < stats["reasoning"] < stats["completion"]
+    assert "▸ thought for" in shown
+    assert ANSWER in shown
+    assert "shown in full" in session.say("/think")
+    stats, shown = session.turn("And again?")
+    assert THOUGHT in shown and ANSWER in shown
+    assert "thought for" not in shown
+    session.child.sendintr()  # Ctrl-C at the prompt
+    assert ends_with_status_0(session)
 
 
-def test_a_refused_turn_is_shown_and_the_chat_goes_on(server, tmp_path):
+def test_ctrl_c_stops_the_answer_not_the_chat(chat, server, script, tiny_model):
+    from server.helpers import script_ids, wait_until
+
+    # A long reasoning: seconds of streaming, even for the tiny model.
+    text = f"<|channel|>analysis<|message|>{THOUGHT * 500}<|end|>"
+    script.ids = script_ids(tiny_model[1], text)
+    engine = server.state.served.engine
+    session = chat("--url", server.url("/v1"), "--api-key", KEY, "--max-tokens", "3800")
+    session.ready()
+    before = engine.stats().generated_tokens_total
+    session.child.sendline("Think hard")
+    session.child.expect_exact("thinking…", timeout=TURN)
+    session.child.sendintr()
+    shown = session.ready(TURN)
+    assert "(stopped)" in shown and not STATS.search(shown)
+    # The server saw the client leave and aborted the generation.
+    assert wait_until(lambda: engine.stats().running == 0, timeout=TURN)
+    assert engine.stats().generated_tokens_total - before < len(script.ids)
+    assert "new conversation" in session.say("/reset")
+    session.child.sendeof()
+    assert ends_with_status_0(session)
+
+
+def test_a_refused_turn_is_shown_and_the_chat_goes_on(chat, server):
     args = ("--url", server.url("/v1"), "--api-key", "wrong", "--model", "tiny")
-    child = spawn(tmp_path, *args)
-    try:
-        session = Session(child)
-        session.ready()
-        shown = session.say("Hello there")
-        assert "error:" in shown and not STATS.search(shown)
-        assert "new conversation" in session.say("/reset")
-        child.sendline("/quit")
-        child.expect(pexpect.EOF, timeout=TURN)
-        child.close()
-        assert child.exitstatus == 0
-    finally:
-        if child.isalive():
-            child.terminate(force=True)
+    session = chat(*args)
+    session.ready()
+    shown = session.say("Hello there")
+    assert "error:" in shown and not STATS.search(shown)
+    assert "new conversation" in session.say("/reset")
+    session.child.sendline("/quit")
+    assert ends_with_status_0(session)
