@@ -48,9 +48,6 @@ class KeyRing:
     def enabled(self) -> bool:
         return bool(self._digests)
 
-    def __len__(self) -> int:
-        return len(self._digests)
-
     def matches(self, key: str) -> bool:
         given = _digest(key)
         found = False
