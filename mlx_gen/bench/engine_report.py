@@ -77,6 +77,16 @@ def _version(package: str) -> str:
         return "not installed"
 
 
+def max_rss_bytes() -> int | None:
+    """The most resident memory this process has had (MLX's and Python's)."""
+    try:
+        import resource
+    except ImportError:  # not on Unix
+        return None
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return peak if sys.platform == "darwin" else peak * 1024  # kB on Linux
+
+
 def is_gpt_oss_20b(config: dict[str, Any]) -> bool:
     return (
         config.get("model_type") == "gpt_oss"
@@ -161,6 +171,7 @@ def report_json(
         "hardware": hw,
         "settings": settings,
         "points": points,
+        "process_max_rss_bytes": max_rss_bytes(),
         "targets": targets(results, config, hw),
     }
 
@@ -234,6 +245,9 @@ def print_report(console: Console, report: dict[str, Any]) -> None:
         goals.add_row(row["metric"], *_shown(row), row["at"] or "–", verdict)
     console.print(goals)
     console.print(report["targets"]["why"], style="yellow", soft_wrap=True)
+    rss = report["process_max_rss_bytes"]
+    if rss is not None:
+        console.print(f"Process peak resident memory: {_bytes(rss)}", highlight=False)
     console.print(
         f"Measured on: [bold]{hw['accelerator']}[/] · {hw['device']} · CPU "
         f"{hw['cpu']} ({hw['cpu_cores']} cores) · {hw['memory_bytes'] / GB:.1f} GB"

@@ -71,6 +71,8 @@ def test_every_point_measured_through_engine_and_raw(report):
 def test_the_report_says_model_hardware_settings_and_targets(report):
     assert report["model"]["name"] == "tiny"
     assert report["model"]["weights_bytes"] > 0
+    peaks = [p["engine"]["peak_memory_bytes"] for p in report["points"]]
+    assert report["process_max_rss_bytes"] > max(peaks)  # Python and MLX together
     hw = report["hardware"]
     for key in ("accelerator", "metal", "cpu", "cpu_cores", "memory_bytes", "blas"):
         assert hw[key] not in (None, "")
