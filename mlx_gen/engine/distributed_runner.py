@@ -1,0 +1,164 @@
+"""Rank 0's model runner: every operation is announced to the other ranks
+before rank 0 makes it (see distributed.py), and every wait on them is timed
+for the watchdog (distributed_leader.py).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import threading
+import time
+import weakref
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+import mlx.core as mx
+import mlx.nn as nn
+
+from mlx_gen.engine.distributed import Op, PlanChannel, RankMemory, gather_memory
+from mlx_gen.engine.model_runner import ModelRunner, StepOutput
+from mlx_gen.engine.sequence import Sequence as Row
+
+logger = logging.getLogger("mlx_gen.distributed")
+
+# An idle rank 0 sends a heartbeat this often, so that a lost rank is found
+# even when no request comes.
+HEARTBEAT_SECONDS = 1.0
+
+
+class DistributedFailure(BaseException):
+    """The ranks are out of step for good. A BaseException, so that the
+    engine's per-request fault handling cannot swallow it: it ends the engine."""
+
+
+class _SlotCache(list):
+    """A prompt cache on rank 0 and the number of its twin on the other ranks."""
+
+    slot: int
+    release: weakref.finalize
+
+
+class LeaderRunner(ModelRunner):
+    def __init__(self, model: nn.Module, vocab_size: int, channel: PlanChannel) -> None:
+        super().__init__(model, vocab_size)
+        self.channel = channel
+        self.failure: str | None = None
+        self.lock = threading.Lock()  # busy_since and failure, with the watchdog
+        self.busy_since: float | None = None
+        self.last_op = time.monotonic()
+        self.rank_memory: list[RankMemory] | None = None
+        self._slots = 0
+        self._dropped: list[int] = []  # slots whose cache rank 0 let go of
+
+    # Announcing, and failing.
+
+    def _send(self, op: Op, a: int = 0, b: int = 0, data: Sequence[int] = ()) -> Any:
+        if self.failure is not None:
+            return None
+        payload = self.channel.payload
+        while self._dropped:
+            dropped, self._dropped = self._dropped[:payload], self._dropped[payload:]
+            self.channel.send(Op.DROP, data=dropped)
+        return self.channel.send(op, a, b, data)
+
+    @contextlib.contextmanager
+    def _announced(self, waits: bool) -> Iterator[None]:
+        """Around every operation; `waits`: it blocks on the other ranks, so the
+        watchdog times it and a failure found meanwhile ends it."""
+        if waits:
+            self._check()
+            with self.lock:
+                self.busy_since = time.monotonic()
+        try:
+            yield
+        except Exception as exc:  # a lost rank, or rank 0 failed alone: out of step
+            self.fail(f"an operation failed: {type(exc).__name__}: {exc}")
+            raise DistributedFailure(self.failure) from exc
+        finally:
+            if waits:
+                with self.lock:
+                    self.busy_since = None
+                    self.last_op = time.monotonic()
+        if waits:
+            self._check()
+
+    def _check(self) -> None:
+        if self.failure is not None:
+            raise DistributedFailure(self.failure)
+
+    def fail(self, reason: str) -> None:
+        if self.failure is None:
+            self.failure = reason
+            logger.error(
+                "distributed: %s; the engine is stopped and /ready answers 503"
+                " until every rank is restarted",
+                reason,
+            )
+
+    def overdue(self, timeout: float) -> float | None:
+        """Seconds the current operation has waited, if more than `timeout`."""
+        since = self.busy_since
+        waited = time.monotonic() - since if since is not None else 0.0
+        return waited if waited > timeout else None
+
+    # The operations of ModelRunner, announced.
+
+    def new_cache(self) -> list[Any]:
+        self._slots += 1
+        with self._announced(waits=False):
+            self._send(Op.NEW, self._slots)
+            cache = _SlotCache(super().new_cache())
+        cache.slot = self._slots
+        cache.release = weakref.finalize(cache, self._dropped.append, self._slots)
+        return cache
+
+    def prefill(self, cache: list[Any], tokens: list[int]) -> None:
+        if not isinstance(cache, _SlotCache):
+            raise TypeError("a distributed prefill needs a cache from new_cache()")
+        with self._announced(waits=True):
+            for start in range(0, len(tokens), self.channel.payload):
+                part = tokens[start : start + self.channel.payload]
+                self._send(Op.PREFILL, cache.slot, data=part)
+                super().prefill(cache, part)
+
+    def add(self, seqs: list[Row], cache: list[Any], last_token: int) -> None:
+        with self._announced(waits=False):
+            self._send(Op.ADD, cache.slot, len(seqs))
+            cache.release.detach()  # the other ranks free theirs as they merge it
+            super().add(seqs, cache, last_token)
+
+    def remove(self, seqs: list[Row]) -> None:
+        gone = {id(s) for s in seqs}
+        keep = [i for i, s in enumerate(self.rows) if id(s) not in gone]
+        with self._announced(waits=False):
+            if 0 < len(keep) < len(self.rows):
+                self._send(Op.REMOVE, data=keep)
+            super().remove(seqs)  # clear() when no row is kept
+
+    def clear(self) -> None:
+        with self._announced(waits=False):
+            self._send(Op.CLEAR)
+            super().clear()
+
+    def step(self) -> StepOutput:
+        with self._announced(waits=True):
+            self._send(Op.DECODE, len(self.rows))
+            # The followers add zeros: every rank feeds the tokens rank 0 sampled.
+            self._inputs = self.channel.all_sum(self._inputs)
+            return super().step()
+
+    # Rank 0's own.
+
+    def ping(self) -> None:
+        with self._announced(waits=True):
+            mx.eval(self._send(Op.PING))
+
+    def finish(self) -> None:
+        """Gather every rank's memory figures, then let the other ranks go."""
+        if self.failure is not None:
+            return
+        with self._announced(waits=True):
+            self._send(Op.MEMORY)
+            self.rank_memory = gather_memory(self.channel.group, self.model)
+            mx.eval(self._send(Op.SHUTDOWN))
