@@ -69,6 +69,10 @@ class Settings(BaseSettings):
     prefix_cache_gb: float = Field(default=1.0, ge=0)
     max_context: int | None = Field(default=None, ge=16)
 
+    # Tensor parallel over the ranks `mlx.launch` starts (mlx_gen.engine.distributed).
+    distributed: bool = False
+    distributed_step_timeout: float = Field(default=60.0, gt=0)
+
     # Process.
     use_openblas: bool = True
     drain_timeout: float = Field(default=30.0, ge=0)

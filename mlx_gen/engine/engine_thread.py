@@ -47,6 +47,10 @@ class EngineThread:
     """The engine thread's state. The fields above `lock` are shared with
     the caller's side, which reads them and writes them under `lock`."""
 
+    # Seconds an idle engine waits for a command before it iterates anyway;
+    # None: until a command comes. (The distributed engine sends heartbeats.)
+    idle_timeout: float | None = None
+
     def __init__(self, model: nn.Module, tokenizer: Any, config: EngineConfig) -> None:
         self.model, self.tokenizer, self.config = model, tokenizer, config
         stops = config.default_stop_token_ids
@@ -74,7 +78,7 @@ class EngineThread:
                 shape = memory.measure_model(self.model, self.tokenizer)
                 self.memory = memory.plan_memory(shape, self.config, device)
                 limits = memory.apply_limits(self.memory, device)
-                self._runner = ModelRunner(self.model, shape.vocab_size)
+                self._runner = self._make_runner(shape.vocab_size)
                 self._scheduler = Scheduler(self.memory, self.config.max_batch_size)
                 self._prefix = PrefixCache(self.config.prefix_cache_bytes)
                 self._seeds = random.Random()
@@ -96,6 +100,9 @@ class EngineThread:
             # or the process may abort at exit.
             mx.clear_streams()
 
+    def _make_runner(self, vocab_size: int) -> ModelRunner:
+        return ModelRunner(self.model, vocab_size)
+
     def _iteration(self) -> bool:
         busy = bool(self._runner.rows or len(self._scheduler))
         self._take_inbox(block=not busy and self._deadline is None)
@@ -112,7 +119,7 @@ class EngineThread:
 
     def _take_inbox(self, block: bool) -> None:
         try:
-            command, arg = self.inbox.get(block=block)
+            command, arg = self.inbox.get(block=block, timeout=self.idle_timeout)
             while True:
                 if command == "submit":
                     self._enqueue(*arg)

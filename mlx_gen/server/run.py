@@ -138,12 +138,17 @@ def load_served(settings: Settings) -> ServedModel:
     from mlx_gen.engine.llm_engine import LLMEngine
     from mlx_gen.loading import load_model
 
-    loaded = load_model(settings.model, settings)
+    if settings.distributed:  # rank 0 of `mlx.launch`; the others follow it
+        from mlx_gen.engine.distributed_leader import load_leader
+
+        loaded, engine = load_leader(settings, EngineConfig.from_settings(settings))
+    else:
+        loaded = load_model(settings.model, settings)
+        engine = LLMEngine(
+            loaded.model, loaded.tokenizer, EngineConfig.from_settings(settings)
+        )
     effort = loaded.entry.reasoning_effort
     chat_format = format_for(loaded.tokenizer, default_effort=effort)
-    engine = LLMEngine(
-        loaded.model, loaded.tokenizer, EngineConfig.from_settings(settings)
-    )
     engine.start()
     plan = engine.plan
     max_context = plan.max_context if plan else settings.max_context
