@@ -66,6 +66,9 @@ def test_every_point_measured_through_engine_and_raw(report):
             assert m["peak_memory_bytes"] > 0
             assert m["cached_tokens"] == 0  # distinct prompts: no prefix hits
         assert point["decode_ratio_engine_to_raw"] > 0
+        assert point["speed_ratio_engine_to_raw"] == pytest.approx(
+            point["raw"]["seconds"] / point["engine"]["seconds"]
+        )
 
 
 def test_the_report_says_model_hardware_settings_and_targets(report):
