@@ -125,10 +125,11 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         "prefix_cache_bytes": config.prefix_cache_bytes,
     }
     report = report_json(model, used, results, hardware(), loaded.config)
-    print_report(console, report)
+    # The file first: minutes of measuring survive a closed pipe on stdout.
     if args.output is not None:
         args.output.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
         status.print(f"wrote {args.output}", style="dim")
+    print_report(console, report)
     return 0
 
 
