@@ -17,7 +17,7 @@ import threading
 import time
 import weakref
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import mlx.core as mx
 import mlx.nn as nn
@@ -34,6 +34,9 @@ from mlx_gen.engine.types import (
     QueueFull,
 )
 from mlx_gen.engine.validation import validate
+
+if TYPE_CHECKING:
+    from mlx_gen.settings import Settings
 
 _started: weakref.WeakSet[LLMEngine] = weakref.WeakSet()
 
@@ -124,16 +127,21 @@ class LLMEngine:
 
 def load_engine(
     model: str | Path | tuple[nn.Module, Any],
-    config: EngineConfig | None = None,
+    config: EngineConfig | Settings | None = None,
     start: bool = True,
 ) -> LLMEngine:
     """An engine over a model directory (loaded with mlx-lm) or a loaded
-    (model, TokenizerWrapper) pair; started unless `start` is False."""
+    (model, TokenizerWrapper) pair, configured by an EngineConfig or the
+    Settings; started unless `start` is False."""
     if isinstance(model, (str, Path)):
         import mlx_lm
 
         model = mlx_lm.load(str(model))[:2]
-    engine = LLMEngine(model[0], model[1], config or EngineConfig())
+    if config is None:
+        config = EngineConfig()
+    elif not isinstance(config, EngineConfig):
+        config = EngineConfig.from_settings(config)
+    engine = LLMEngine(model[0], model[1], config)
     if start:
         engine.start()
     return engine

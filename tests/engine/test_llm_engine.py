@@ -7,6 +7,7 @@ import gc
 
 import pytest
 
+from mlx_gen.engine import load_engine
 from mlx_gen.engine.types import (
     ContextLengthExceeded,
     EngineDead,
@@ -15,6 +16,7 @@ from mlx_gen.engine.types import (
     QueueFull,
     SamplingParams,
 )
+from mlx_gen.settings import Settings
 
 from .helpers import collect, greedy, run
 
@@ -167,3 +169,17 @@ def test_shutdown_without_drain_aborts(make_engine):
         return await task
 
     assert run(scenario()).final[0].finish_reason == "abort"
+
+
+def test_load_engine_from_a_directory_and_settings(tiny_model_path):
+    settings = Settings(
+        memory_budget_gb=0.5,
+        memory_headroom_gb=0,
+        prefix_cache_gb=0.01,
+        max_batch_size=2,
+    )
+    with load_engine(tiny_model_path, settings) as engine:
+        assert engine.plan.budget_bytes == 512 << 20
+        out = run(collect(engine, greedy([1, 2, 3], 5)))
+        assert len(out.tokens[0]) == 5 or out.final[0].finish_reason == "stop"
+    assert engine.stats().alive is False
