@@ -114,7 +114,10 @@ COMMANDS: dict[str, Command] = {
         add_convert_arguments,
     ),
     "bench": Command(
-        "load an OpenAI-compatible server; compare runs", (), False, add_bench_arguments
+        "measure the engine, load an OpenAI-compatible server, compare runs",
+        (),
+        True,  # `bench engine` runs MLX: worth OpenBLAS on Linux
+        add_bench_arguments,
     ),
 }
 

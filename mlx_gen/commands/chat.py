@@ -59,11 +59,8 @@ class Conversation:
 def run(args: argparse.Namespace, settings: Settings) -> int:
     console = Console(highlight=False)
     conversation = Conversation(args.system, args.effort, args.think)
-    try:
-        from openai import OpenAI
-    except ImportError:
-        message = "mlx-gen chat needs the openai package: pip install openai"
-        raise CommandError(message) from None
+    from openai import OpenAI
+
     with _endpoint(args, settings, console) as endpoint:
         client = OpenAI(
             base_url=endpoint.base_url,
