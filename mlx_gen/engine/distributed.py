@@ -10,7 +10,7 @@ The plan of each operation goes from rank 0 to the others as a fixed-size
 int32 array summed over the group (`all_sum`; the followers add zeros): a
 broadcast made of MLX's own collectives. The input tokens of a decode step do
 not travel in the plan: they are summed inside the step's graph, so rank 0
-launches step k before it has read the tokens of step k-1.
+builds step k before it has read the tokens of step k-1.
 """
 
 from __future__ import annotations
@@ -65,17 +65,13 @@ class PlanChannel:
         self.group = group
         self.payload = payload
 
-    def send(
-        self, op: Op, a: int = 0, b: int = 0, data: Sequence[int] = ()
-    ) -> mx.array:
-        """Start the broadcast of one plan (not waited for: the stream keeps order)."""
+    def send(self, op: Op, a: int = 0, b: int = 0, data: Sequence[int] = ()) -> None:
+        """Broadcast one plan, and wait for it (see distributed_runner.py)."""
         if len(data) > self.payload:
             raise ValueError(f"a plan carries at most {self.payload} values")
         plan = [int(op), a, b, len(data), *data]
         plan += [0] * (_HEADER + self.payload - len(plan))
-        out = self.all_sum(mx.array(plan, dtype=mx.int32))
-        mx.async_eval(out)
-        return out
+        mx.eval(self.all_sum(mx.array(plan, dtype=mx.int32)))
 
     def receive(self) -> tuple[Op, int, int, list[int]]:
         values = self.all_sum(mx.zeros(_HEADER + self.payload, mx.int32)).tolist()

@@ -59,6 +59,7 @@ class LeaderThread(EngineThread):
         self.step_timeout = step_timeout
         self.leader: LeaderRunner | None = None
         self._stopped = threading.Event()
+        self._dying = threading.Lock()
 
     def run(self) -> None:
         try:
@@ -84,7 +85,8 @@ class LeaderThread(EngineThread):
         return going
 
     def _die(self, error: str) -> None:
-        super()._die(error)
+        with self._dying:  # the watchdog's thread, or the engine's
+            super()._die(error)
         if self.leader is not None and self.leader.failure is None:
             self.leader.finish()  # a fault of rank 0's own: let the others go
 
@@ -99,8 +101,8 @@ class LeaderThread(EngineThread):
                     f"an operation has waited {waited:.1f} s for the other ranks"
                     f" (timeout {self.step_timeout:g} s): a rank is gone or stuck"
                 )
-                # The engine thread is blocked in MLX: end its requests for it.
-                self._die(leader.failure)
+            # The engine thread is blocked in MLX: end its requests for it.
+            self._die(leader.failure)
 
 
 class DistributedEngine(LLMEngine):

@@ -1,6 +1,14 @@
 """Rank 0's model runner: every operation is announced to the other ranks
 before rank 0 makes it (see distributed.py), and every wait on them is timed
 for the watchdog (distributed_leader.py).
+
+Nothing is left in flight between two operations: ModelRunner's pipelining
+(step k queued before step k-1 is read) is given up here. With MLX 0.32's
+ring backend, a peer that dies while collectives are queued behind the one
+that fails leaves the waiting thread blocked for good, or crashes the
+process (SIGSEGV in the next async_eval); with every collective waited for
+before the next is queued, the loss is a RuntimeError ("[ring] connection to
+a peer was lost") about a second later, every time.
 """
 
 from __future__ import annotations
@@ -53,37 +61,36 @@ class LeaderRunner(ModelRunner):
 
     # Announcing, and failing.
 
-    def _send(self, op: Op, a: int = 0, b: int = 0, data: Sequence[int] = ()) -> Any:
+    def _send(self, op: Op, a: int = 0, b: int = 0, data: Sequence[int] = ()) -> None:
         if self.failure is not None:
-            return None
+            return
         payload = self.channel.payload
         while self._dropped:
             dropped, self._dropped = self._dropped[:payload], self._dropped[payload:]
             self.channel.send(Op.DROP, data=dropped)
-        return self.channel.send(op, a, b, data)
+        self.channel.send(op, a, b, data)
 
     @contextlib.contextmanager
-    def _announced(self, waits: bool) -> Iterator[None]:
-        """Around every operation; `waits`: it blocks on the other ranks, so the
-        watchdog times it and a failure found meanwhile ends it."""
-        if waits:
-            self._check()
-            with self.lock:
-                self.busy_since = time.monotonic()
+    def _announced(self) -> Iterator[None]:
+        """Around every operation. The watchdog times its waits on the other
+        ranks; a failure in it, or found while it waited, ends the engine.
+        Once failed, operations are rank 0's alone (ending its requests)."""
+        healthy = self.failure is None
+        with self.lock:
+            self.busy_since = time.monotonic()
         try:
             yield
         except Exception as exc:  # a lost rank, or rank 0 failed alone: out of step
             self.fail(f"an operation failed: {type(exc).__name__}: {exc}")
             raise DistributedFailure(self.failure) from exc
         finally:
-            if waits:
-                with self.lock:
-                    self.busy_since = None
-                    self.last_op = time.monotonic()
-        if waits:
-            self._check()
+            with self.lock:
+                self.busy_since = None
+                self.last_op = time.monotonic()
+        if healthy:
+            self.check()
 
-    def _check(self) -> None:
+    def check(self) -> None:
         if self.failure is not None:
             raise DistributedFailure(self.failure)
 
@@ -106,7 +113,7 @@ class LeaderRunner(ModelRunner):
 
     def new_cache(self) -> list[Any]:
         self._slots += 1
-        with self._announced(waits=False):
+        with self._announced():
             self._send(Op.NEW, self._slots)
             cache = _SlotCache(super().new_cache())
         cache.slot = self._slots
@@ -116,14 +123,15 @@ class LeaderRunner(ModelRunner):
     def prefill(self, cache: list[Any], tokens: list[int]) -> None:
         if not isinstance(cache, _SlotCache):
             raise TypeError("a distributed prefill needs a cache from new_cache()")
-        with self._announced(waits=True):
+        self.check()
+        with self._announced():
             for start in range(0, len(tokens), self.channel.payload):
                 part = tokens[start : start + self.channel.payload]
                 self._send(Op.PREFILL, cache.slot, data=part)
                 super().prefill(cache, part)
 
     def add(self, seqs: list[Row], cache: list[Any], last_token: int) -> None:
-        with self._announced(waits=False):
+        with self._announced():
             self._send(Op.ADD, cache.slot, len(seqs))
             cache.release.detach()  # the other ranks free theirs as they merge it
             super().add(seqs, cache, last_token)
@@ -131,34 +139,42 @@ class LeaderRunner(ModelRunner):
     def remove(self, seqs: list[Row]) -> None:
         gone = {id(s) for s in seqs}
         keep = [i for i, s in enumerate(self.rows) if id(s) not in gone]
-        with self._announced(waits=False):
-            if 0 < len(keep) < len(self.rows):
-                self._send(Op.REMOVE, data=keep)
-            super().remove(seqs)  # clear() when no row is kept
+        if len(keep) == len(self.rows):
+            return
+        if not keep:
+            self.clear()
+            return
+        with self._announced():
+            self._send(Op.REMOVE, data=keep)
+            super().remove(seqs)
 
     def clear(self) -> None:
-        with self._announced(waits=False):
+        with self._announced():
             self._send(Op.CLEAR)
             super().clear()
 
     def step(self) -> StepOutput:
-        with self._announced(waits=True):
+        self.check()  # a step's graph holds a collective: never on a broken group
+        with self._announced():
             self._send(Op.DECODE, len(self.rows))
             # The followers add zeros: every rank feeds the tokens rank 0 sampled.
             self._inputs = self.channel.all_sum(self._inputs)
-            return super().step()
+            out = super().step()
+            mx.synchronize()  # the step is done before anything else is queued
+            return out
 
     # Rank 0's own.
 
     def ping(self) -> None:
-        with self._announced(waits=True):
-            mx.eval(self._send(Op.PING))
+        self.check()
+        with self._announced():
+            self._send(Op.PING)
 
     def finish(self) -> None:
         """Gather every rank's memory figures, then let the other ranks go."""
         if self.failure is not None:
             return
-        with self._announced(waits=True):
+        with self._announced():
             self._send(Op.MEMORY)
             self.rank_memory = gather_memory(self.channel.group, self.model)
-            mx.eval(self._send(Op.SHUTDOWN))
+            self._send(Op.SHUTDOWN)
