@@ -58,6 +58,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="also run mlx-lm's BatchGenerator on the same model, for comparison",
     )
     parser.add_argument("--seed", type=int, default=0, help="of the random prompts")
+    parser.add_argument(
+        "--distributed",
+        action="store_true",
+        help="tensor parallel over the ranks mlx.launch starts; rank 0 reports",
+    )
     parser.add_argument("--output", type=Path, metavar="FILE", help="write JSON here")
 
 
@@ -71,6 +76,8 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
 
     if args.max_tokens < 2:
         raise CommandError("--max-tokens must be at least 2: decode needs two tokens")
+    if args.distributed and args.raw:
+        raise CommandError("--raw runs mlx-lm in one process: not with --distributed")
     given = {f: getattr(args, f) for f in SETTINGS if getattr(args, f) is not None}
     if given:  # flags over the environment and config, as for every command
         settings = load_settings(given, config_file=args.config)
@@ -82,16 +89,27 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     ]
     widest = max(args.batch)
     _warn_reference_blas(status)
+    # Every point's requests fit one batch; no stop token ends one early.
+    config = replace(
+        EngineConfig.from_settings(settings),
+        max_batch_size=max(widest, settings.max_batch_size),
+        max_queue=max(widest, settings.max_queue),
+        default_stop_token_ids=[],
+    )
+    if args.distributed:  # ranks > 0 follow rank 0, which measures
+        from mlx_gen.engine.distributed import follow_unless_leader
+
+        code = follow_unless_leader(settings, config)
+        if code is not None:
+            return code
     with status.status(f"Loading {settings.model}") as spinner:
-        loaded = load_model(settings.model, settings)
-        # Every point's requests fit one batch; no stop token ends one early.
-        config = replace(
-            EngineConfig.from_settings(settings),
-            max_batch_size=max(widest, settings.max_batch_size),
-            max_queue=max(widest, settings.max_queue),
-            default_stop_token_ids=[],
-        )
-        engine = LLMEngine(loaded.model, loaded.tokenizer, config)
+        if args.distributed:
+            from mlx_gen.engine.distributed_leader import load_leader
+
+            loaded, engine = load_leader(settings, config)
+        else:
+            loaded = load_model(settings.model, settings)
+            engine = LLMEngine(loaded.model, loaded.tokenizer, config)
         try:
             engine.start()
             plan = engine.plan
@@ -125,11 +143,19 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         "prefix_cache_bytes": config.prefix_cache_bytes,
     }
     report = report_json(model, used, results, hardware(), loaded.config)
+    if args.distributed:
+        from mlx_gen.bench.distributed_report import add_ranks
+
+        add_ranks(report, engine, results)
     # The file first: minutes of measuring survive a closed pipe on stdout.
     if args.output is not None:
         args.output.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
         status.print(f"wrote {args.output}", style="dim")
     print_report(console, report)
+    if args.distributed:
+        from mlx_gen.bench.distributed_report import print_ranks
+
+        print_ranks(console, report)
     return 0
 
 
