@@ -29,6 +29,7 @@ from mlx.utils import tree_flatten
 from mlx_gen.engine import memory
 from mlx_gen.engine.config import EngineConfig
 from mlx_gen.engine.model_runner import ModelRunner
+from mlx_gen.engine.types import ModelTooLarge
 from mlx_gen.loading import ModelLoadError
 
 if TYPE_CHECKING:
@@ -273,6 +274,9 @@ def follow_unless_leader(settings: Settings, config: EngineConfig) -> int | None
     follower = Follower(loaded.model, channel, rank_config(config, terms))
     try:
         follower.run()
+    except ModelTooLarge as exc:  # this rank's share does not fit its machine
+        logger.error("%s", exc)
+        return 1
     except RuntimeError as exc:
         logger.error("lost rank 0 after %d steps: %s", follower.steps, exc)
         return 1

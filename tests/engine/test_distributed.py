@@ -1,0 +1,91 @@
+"""The distributed engine in one process: a group of one rank.
+
+Every collective of a one-rank group is the identity, so rank 0's code runs
+for real (announcing each operation, summing the step's tokens, heartbeats,
+the memory report at shutdown) and must give exactly what LLMEngine gives.
+Two ranks over the ring backend: tests/server/test_distributed.py.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+import mlx.core as mx
+import pytest
+
+from mlx_gen.engine import EngineConfig, LLMEngine
+from mlx_gen.engine.distributed import PlanChannel, Terms, agree, rank_config
+from mlx_gen.engine.distributed_leader import DistributedEngine
+from mlx_gen.engine.distributed_runner import HEARTBEAT_SECONDS
+
+from .helpers import collect, greedy, run
+
+CONFIG = EngineConfig(
+    prefix_cache_bytes=0,
+    headroom_bytes=0,
+    default_stop_token_ids=[],
+    prefill_step_size=16,
+    max_batch_size=8,
+)
+PROMPTS = [[5, 6, 7], list(range(100, 140)), [9] * 20, [300, 2, 44, 51]]
+
+
+@pytest.fixture
+def engines(tiny_model):
+    group = mx.distributed.init()  # not launched: a group of one
+    terms = agree(group, CONFIG)
+    leader = DistributedEngine(
+        *tiny_model, rank_config(CONFIG, terms), PlanChannel(group, terms.payload), 30
+    )
+    plain = LLMEngine(*tiny_model, CONFIG)
+    for engine in (leader, plain):
+        engine.start()
+    yield leader, plain
+    for engine in (leader, plain):
+        engine.shutdown()
+
+
+async def _all(engine, prompts, aborted: int | None = None):
+    async def one(i, prompt):
+        request = greedy(prompt, max_tokens=12 + 3 * i)
+        if i == aborted:  # cancelled while queued or prefilled: either way
+            stream = engine.submit(request)
+            await asyncio.sleep(0.05)
+            engine.abort(request.request_id)
+            return [e async for e in stream][-1].finish_reason
+        return (await collect(engine, request)).tokens[0]
+
+    return await asyncio.gather(*(one(i, p) for i, p in enumerate(prompts)))
+
+
+def test_agreement_takes_rank_zero_config_and_smallest_device():
+    group = mx.distributed.init()
+    terms = agree(group, EngineConfig(prefill_step_size=64, max_batch_size=100))
+    assert terms.payload == 100  # room for a chunk, or for every row's index
+    assert 0 < terms.budget_bytes <= 16 << 30
+    config = rank_config(EngineConfig(memory_budget_bytes=1 << 30), Terms(8, 1 << 30))
+    assert config.prefix_cache_bytes == 0 and config.memory_budget_bytes == 1 << 30
+
+
+def test_one_rank_generates_what_the_plain_engine_does(engines):
+    leader, plain = engines
+    assert run(_all(leader, PROMPTS)) == run(_all(plain, PROMPTS))
+    # Again with one request aborted early (its prompt cache, if it had one,
+    # is dropped on every rank): the others are untouched.
+    mixed = [*PROMPTS, list(range(200, 260))]
+    got = run(_all(leader, mixed, aborted=4))
+    assert got[:4] == run(_all(plain, PROMPTS)) and got[4] == "abort"
+
+
+def test_idle_heartbeat_and_memory_report(engines):
+    leader, plain = engines
+    runner = leader._worker.leader
+    before = runner.last_op
+    time.sleep(HEARTBEAT_SECONDS * 2.5)
+    assert runner.last_op > before  # pinged while idle
+    assert leader.stats().alive and leader.plan == plain.plan
+    leader.shutdown()
+    (rank,) = leader.rank_memory
+    assert rank.rank == 0 and rank.weights_bytes == leader.plan.weights_bytes
+    assert rank.peak_bytes >= rank.active_bytes > 0
