@@ -16,6 +16,7 @@ builds step k before it has read the tokens of step k-1.
 from __future__ import annotations
 
 import logging
+import signal
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
@@ -264,6 +265,9 @@ def follow_unless_leader(settings: Settings, config: EngineConfig) -> int | None
             format=f"%(asctime)s %(levelname)s rank {group.rank()}: %(message)s",
             stream=sys.stderr,
         )
+    # Ctrl-C reaches every rank of `mlx.launch`: rank 0 drains, then lets
+    # this rank go. SIGTERM still stops it at once.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     loaded = load_sharded(settings, group)
     terms = agree(group, config)
     logger.info(
