@@ -85,7 +85,7 @@ class ModelRunner:
         else:
             self._inputs = mx.concatenate([self._inputs, inputs])
             self._keys = mx.concatenate([self._keys, keys])
-        self.rows.extend(seqs)
+        self.rows = [*self.rows, *seqs]  # never mutated: launches keep it
         self._sampling = None
 
     def remove(self, seqs: list[Sequence]) -> None:
@@ -121,19 +121,21 @@ class ModelRunner:
         """Launch the next step; return the tokens of the previous one."""
         if self._sampling is None:
             self._sampling = BatchSampling.build(
-                [s.params for s in self.rows], self.vocab_size
+                [s.params for s in self.rows],
+                self.vocab_size,
+                processors=any(s.processors for s in self.rows),
             )
         inputs = self._inputs
         logits = self.model(inputs[:, None], cache=self._cache)[:, -1, :]
         logits = logits.astype(mx.float32)
         output = StepOutput()
         contexts: list[mx.array] = []
-        if any(s.processors for s in self.rows):
+        if self._sampling.processors:
             logits = self._process(logits, inputs, contexts, output.failed)
         out = sample(logits, self._keys, self._sampling)
         mx.async_eval(*out.arrays(), *contexts)
         self._inputs, self._keys = out.tokens, out.keys
-        previous, self._launched = self._launched, _Launch(list(self.rows), out)
+        previous, self._launched = self._launched, _Launch(self.rows, out)
         if previous is not None:
             output.tokens = self._read(previous)
         return output

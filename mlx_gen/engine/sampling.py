@@ -85,9 +85,12 @@ class BatchSampling:
     any_min_p: bool
     logprobs: bool
     top_logprobs: int
+    processors: bool = False  # some row has logits processors
 
     @classmethod
-    def build(cls, rows: list[SamplingParams], vocab_size: int) -> BatchSampling:
+    def build(
+        cls, rows: list[SamplingParams], vocab_size: int, processors: bool = False
+    ) -> BatchSampling:
         greedy = [p.temperature <= 0 for p in rows]
         top_k = [p.top_k if 0 < p.top_k < vocab_size else 0 for p in rows]
         top_p = [p.top_p if 0 < p.top_p < 1 else 2.0 for p in rows]
@@ -113,6 +116,7 @@ class BatchSampling:
             any_min_p=any(m > -math.inf for m in log_min_p),
             logprobs=any(p.logprobs for p in rows),
             top_logprobs=max((p.top_logprobs for p in rows if p.logprobs), default=0),
+            processors=processors,
         )
 
 
