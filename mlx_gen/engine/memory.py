@@ -230,15 +230,20 @@ def _too_large(plan: MemoryPlan, need: int, context: int, device: Device) -> str
     return text
 
 
-def apply_limits(model: MemoryModel, device: Device) -> int | None:
-    """Wire the planned working set on Metal; returns the limit to restore."""
-    mx.set_cache_limit(model.prefill_reserve)
+def apply_limits(model: MemoryModel, device: Device) -> tuple[int, int | None]:
+    """Bound MLX's buffer cache by the prefill reserve and, on Metal, wire the
+    planned working set; returns the previous limits, for restore_limits."""
+    cache = mx.set_cache_limit(model.prefill_reserve)
     working = model.plan.budget_bytes - model.plan.headroom_bytes
     if not device.metal or working > device.recommended_bytes:
-        return None
-    return mx.set_wired_limit(working)
+        return cache, None
+    return cache, mx.set_wired_limit(working)
 
 
-def restore_limits(previous: int | None) -> None:
-    if previous is not None and mx.metal.is_available():
-        mx.set_wired_limit(previous)
+def restore_limits(previous: tuple[int, int | None] | None) -> None:
+    if previous is None:
+        return
+    cache, wired = previous
+    mx.set_cache_limit(cache)
+    if wired is not None and mx.metal.is_available():
+        mx.set_wired_limit(wired)

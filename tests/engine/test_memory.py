@@ -109,3 +109,13 @@ def test_config_from_settings():
     assert config.prefix_cache_bytes == GIB // 2
     assert config.max_batch_size == 16
     assert EngineConfig.from_settings(Settings()).memory_budget_bytes is None
+
+
+def test_the_buffer_cache_limit_is_restored_at_shutdown(make_engine):
+    before = mx.set_cache_limit(123 << 20)
+    try:
+        engine = make_engine(memory_budget_bytes=4 << 20, max_batch_size=4)
+        engine.shutdown()
+    finally:
+        restored = mx.set_cache_limit(before)
+    assert restored == 123 << 20
