@@ -8,9 +8,9 @@ collectives inside the sharded model pair up.
 
 The plan of each operation goes from rank 0 to the others as a fixed-size
 int32 array summed over the group (`all_sum`; the followers add zeros): a
-broadcast made of MLX's own collectives. The input tokens of a decode step do
-not travel in the plan: they are summed inside the step's graph, so rank 0
-builds step k before it has read the tokens of step k-1.
+broadcast made of MLX's own collectives. A decode step's plan carries the
+batch's input tokens (the ones rank 0 sampled at the step before); the other
+ranks never sample.
 """
 
 from __future__ import annotations
@@ -51,7 +51,7 @@ class Op(IntEnum):
     DROP = 5  # free the slots in the payload (prompts that never joined)
     REMOVE = 6  # keep only the batch rows in the payload
     CLEAR = 7  # drop the batch
-    DECODE = 8  # one step of the batch's `a` rows; tokens come in the graph
+    DECODE = 8  # one step of the batch's `a` rows, their input tokens
     MEMORY = 9  # gather every rank's memory figures
     SHUTDOWN = 10
 
@@ -73,14 +73,14 @@ class PlanChannel:
             raise ValueError(f"a plan carries at most {self.payload} values")
         plan = [int(op), a, b, len(data), *data]
         plan += [0] * (_HEADER + self.payload - len(plan))
-        mx.eval(self.all_sum(mx.array(plan, dtype=mx.int32)))
+        mx.eval(self._all_sum(mx.array(plan, dtype=mx.int32)))
 
     def receive(self) -> tuple[Op, int, int, list[int]]:
-        values = self.all_sum(mx.zeros(_HEADER + self.payload, mx.int32)).tolist()
+        values = self._all_sum(mx.zeros(_HEADER + self.payload, mx.int32)).tolist()
         op, a, b, n = values[:_HEADER]
         return Op(op), a, b, values[_HEADER : _HEADER + n]
 
-    def all_sum(self, x: mx.array) -> mx.array:
+    def _all_sum(self, x: mx.array) -> mx.array:
         return mx.distributed.all_sum(x, group=self.group)
 
 
@@ -187,10 +187,10 @@ class _Row:
 
 
 class _FollowerRunner(ModelRunner):
-    def forward(self, rows: int, channel: PlanChannel) -> None:
+    def forward(self, tokens: list[int]) -> None:
         # The same graph as rank 0's step, up to the logits it samples from.
-        tokens = channel.all_sum(mx.zeros((rows,), mx.uint32))
-        mx.eval(self.model(tokens[:, None], cache=self._cache)[:, -1, :])
+        inputs = mx.array(tokens, dtype=mx.uint32)
+        mx.eval(self.model(inputs[:, None], cache=self._cache)[:, -1, :])
 
 
 class Follower:
@@ -246,7 +246,7 @@ class Follower:
             if a != len(runner.rows):
                 have = len(runner.rows)
                 raise RuntimeError(f"rank 0 decodes {a} rows, this rank has {have}")
-            runner.forward(a, self.channel)
+            runner.forward(data)
             self.steps += 1
         elif op is Op.MEMORY:
             gather_memory(self.channel.group, self.model)

@@ -156,9 +156,8 @@ class LeaderRunner(ModelRunner):
     def step(self) -> StepOutput:
         self.check()  # a step's graph holds a collective: never on a broken group
         with self._announced():
-            self._send(Op.DECODE, len(self.rows))
-            # The followers add zeros: every rank feeds the tokens rank 0 sampled.
-            self._inputs = self.channel.all_sum(self._inputs)
+            # The previous step is done (below): its tokens are there to send.
+            self._send(Op.DECODE, len(self.rows), data=self._inputs.tolist())
             out = super().step()
             mx.synchronize()  # the step is done before anything else is queued
             return out
