@@ -108,7 +108,9 @@ def agree(group: mx.distributed.Group, config: EngineConfig) -> Terms:
     devices = mx.distributed.all_gather(mine, group=group)
     payload, configured = shared.tolist()
     smallest = min(devices.tolist())
-    budget = configured or min(memory.DEFAULT_BUDGET_CAP, smallest)
+    # Not capped at the single machine's 16 GiB: a model split across
+    # machines is one that does not fit one.
+    budget = configured or smallest
     return Terms(payload=payload, budget_bytes=budget)
 
 

@@ -14,7 +14,7 @@ import time
 import mlx.core as mx
 import pytest
 
-from mlx_gen.engine import EngineConfig, LLMEngine
+from mlx_gen.engine import EngineConfig, LLMEngine, memory
 from mlx_gen.engine.distributed import PlanChannel, Terms, agree, rank_config
 from mlx_gen.engine.distributed_leader import DistributedEngine
 from mlx_gen.engine.distributed_runner import HEARTBEAT_SECONDS
@@ -22,6 +22,7 @@ from mlx_gen.engine.distributed_runner import HEARTBEAT_SECONDS
 from .helpers import collect, greedy, run
 
 CONFIG = EngineConfig(
+    memory_budget_bytes=2 << 30,
     prefix_cache_bytes=0,
     headroom_bytes=0,
     default_stop_token_ids=[],
@@ -63,7 +64,9 @@ def test_agreement_takes_rank_zero_config_and_smallest_device():
     group = mx.distributed.init()
     terms = agree(group, EngineConfig(prefill_step_size=64, max_batch_size=100))
     assert terms.payload == 100  # room for a chunk, or for every row's index
-    assert 0 < terms.budget_bytes <= 16 << 30
+    # The smallest machine's working set, not the one-machine 16 GiB cap.
+    assert terms.budget_bytes == memory.detect_device().recommended_bytes
+    assert agree(group, CONFIG).budget_bytes == 2 << 30
     config = rank_config(EngineConfig(memory_budget_bytes=1 << 30), Terms(8, 1 << 30))
     assert config.prefix_cache_bytes == 0 and config.memory_budget_bytes == 1 << 30
 

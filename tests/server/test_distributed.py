@@ -83,6 +83,7 @@ class Proc:
         """Everything this process started goes too (mlx.launch's ranks)."""
         with contextlib.suppress(ProcessLookupError):
             os.killpg(self.popen.pid, signal.SIGTERM)
+            os.killpg(self.popen.pid, signal.SIGCONT)  # a stopped rank too
         with contextlib.suppress(subprocess.TimeoutExpired):
             self.popen.wait(15)
         with contextlib.suppress(ProcessLookupError):
