@@ -34,8 +34,17 @@ class StreamedAnswer(Protocol):
     def usage_chunk(self) -> dict[str, Any]: ...
 
 
+# json.dumps leaves U+0085, U+2028 and U+2029 raw, and clients that split lines
+# the way str.splitlines does (httpx's iter_lines among them) cut a frame there.
+# Escaped, the JSON means the same and each frame stays one line.
+_LINE_BREAKS = str.maketrans(
+    {"\x85": "\\u0085", "\u2028": "\\u2028", "\u2029": "\\u2029"}
+)
+
+
 def _data(obj: dict[str, Any]) -> str:
-    return json.dumps(obj, ensure_ascii=False, separators=(",", ":"))
+    text = json.dumps(obj, ensure_ascii=False, separators=(",", ":"))
+    return text.translate(_LINE_BREAKS)
 
 
 async def frames(
