@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import re
 from collections.abc import AsyncIterator, Callable
 from typing import Any, TypeVar
 
@@ -33,6 +34,7 @@ from mlx_gen.server.schemas import SamplingFields
 from mlx_gen.server.served import ServedModel
 
 Body = TypeVar("Body", bound=BaseModel)
+_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 async def read_body(request: Request, schema: type[Body]) -> Body:
@@ -49,10 +51,31 @@ def parse_body(raw: bytes, schema: type[Body]) -> Body:
         raise bad_request("The request body is not valid JSON.") from None
     if not isinstance(data, dict):
         raise bad_request("The request body must be a JSON object.")
+    if _has_lone_surrogate(data):
+        raise bad_request(
+            "The request body has an unpaired UTF-16 surrogate escape (such as "
+            "\\ud800): it is not valid Unicode text."
+        )
     try:
         return schema.model_validate(data)
     except ValidationError as exc:
         raise from_validation_error(exc) from None
+
+
+def _has_lone_surrogate(data: Any) -> bool:
+    """json.loads turns an unpaired `\\ud800` escape into a str that no
+    tokenizer (nor UTF-8) takes. Iterative: the body may nest deep."""
+    pending = [data]
+    while pending:
+        item = pending.pop()
+        if isinstance(item, str):
+            if _SURROGATE.search(item):
+                return True
+        elif isinstance(item, dict):
+            pending += [*item, *item.values()]
+        elif isinstance(item, list):
+            pending += item
+    return False
 
 
 def check_model(served: ServedModel, name: str) -> None:
