@@ -27,6 +27,7 @@ MAX_STOP = 4
 MAX_TOP_LOGPROBS = 20
 MAX_LOGIT_BIAS = 1024
 MAX_TOOLS = 128
+MAX_SCHEMA_DEPTH = 64
 
 Effort = Literal["low", "medium", "high"]
 Name = Annotated[str, Field(min_length=1, max_length=256)]
@@ -154,11 +155,32 @@ class ChatMessage(Strict):
         return msg
 
 
+def _depth(value: Any) -> int:
+    """How deep lists and objects nest in a JSON value (iteratively)."""
+    deepest, pending = 0, [(value, 0)]
+    while pending:
+        item, depth = pending.pop()
+        deepest = max(deepest, depth)
+        if isinstance(item, dict):
+            pending += [(v, depth + 1) for v in item.values()]
+        elif isinstance(item, list):
+            pending += [(v, depth + 1) for v in item]
+    return deepest
+
+
 class FunctionSpec(Strict):
     name: Annotated[str, Field(pattern=r"^[A-Za-z0-9_.\-]{1,64}$")]
     description: str | None = Field(None, max_length=65_536)
     parameters: dict[str, Any] | None = None
     strict: bool | None = None
+
+    @field_validator("parameters")
+    @classmethod
+    def _shallow(cls, v: dict[str, Any] | None) -> dict[str, Any] | None:
+        # Renderers walk a schema recursively: a deep one would exhaust the stack.
+        if _depth(v) > MAX_SCHEMA_DEPTH:
+            raise ValueError(f"nested more than {MAX_SCHEMA_DEPTH} levels deep")
+        return v
 
     @field_validator("strict")
     @classmethod
