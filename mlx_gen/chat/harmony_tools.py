@@ -9,12 +9,17 @@ spaces with their closing brace at that indentation. Rarer constructs
 
 from __future__ import annotations
 
+import itertools
 import json
+from collections.abc import Iterator
 from typing import Any
 
 from mlx_gen.chat.base import Tool
 
 NESTED_INDENT = "    "
+# Definitions that use each other twice double at every level when written
+# out: past this many parts a schema is refused, not expanded without end.
+MAX_INLINED_PARTS = 20_000
 
 
 def render_functions_namespace(tools: list[Tool]) -> str:
@@ -126,20 +131,29 @@ def _inline_refs(schema: Any) -> Any:
     if not isinstance(schema, dict):
         return schema
     definitions = {**schema.get("definitions", {}), **schema.get("$defs", {})}
-    inlined = _inline(schema, definitions, ())
+    inlined = _inline(schema, definitions, (), itertools.count())
     inlined.pop("$defs", None)
     inlined.pop("definitions", None)
     return inlined
 
 
-def _inline(node: Any, definitions: dict[str, Any], expanding: tuple) -> Any:
+def _inline(
+    node: Any, definitions: dict[str, Any], expanding: tuple, parts: Iterator[int]
+) -> Any:
+    if next(parts) > MAX_INLINED_PARTS:
+        raise ValueError(
+            "a tool's parameters schema is too large once its $refs are written "
+            f"out (over {MAX_INLINED_PARTS} parts)"
+        )
     if isinstance(node, list):
-        return [_inline(item, definitions, expanding) for item in node]
+        return [_inline(item, definitions, expanding, parts) for item in node]
     if not isinstance(node, dict):
         return node
     ref = node.get("$ref")
     rest = {
-        k: _inline(v, definitions, expanding) for k, v in node.items() if k != "$ref"
+        k: _inline(v, definitions, expanding, parts)
+        for k, v in node.items()
+        if k != "$ref"
     }
     if not isinstance(ref, str):
         return rest
@@ -147,5 +161,5 @@ def _inline(node: Any, definitions: dict[str, Any], expanding: tuple) -> Any:
     local = ref.startswith(("#/$defs/", "#/definitions/"))
     if not local or name in expanding or name not in definitions:
         return rest
-    target = _inline(definitions[name], definitions, (*expanding, name))
+    target = _inline(definitions[name], definitions, (*expanding, name), parts)
     return {**target, **rest} if isinstance(target, dict) else rest
