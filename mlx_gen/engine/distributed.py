@@ -1,7 +1,7 @@
 """Tensor parallelism over `mx.distributed`: what every rank shares.
 
 `mlx.launch` starts one process per rank; each loads its shard of the model
-(mlx-lm's `sharded_load`, which calls the model's `shard()`). Rank 0 runs the
+(the model's own `shard()`, as mlx-lm's `sharded_load`). Rank 0 runs the
 engine (distributed_leader.py); every other rank runs a `Follower`, which
 makes exactly the model calls rank 0 makes, in the same order, so that the
 collectives inside the sharded model pair up.
@@ -29,12 +29,11 @@ from mlx.utils import tree_flatten
 
 from mlx_gen.engine import memory
 from mlx_gen.engine.config import EngineConfig
+from mlx_gen.engine.distributed_load import init_group, load_sharded
 from mlx_gen.engine.model_runner import ModelRunner
 from mlx_gen.engine.types import ModelTooLarge
-from mlx_gen.loading import ModelLoadError
 
 if TYPE_CHECKING:
-    from mlx_gen.loading import LoadedModel
     from mlx_gen.settings import Settings
 
 logger = logging.getLogger("mlx_gen.distributed")
@@ -54,10 +53,6 @@ class Op(IntEnum):
     DECODE = 8  # one step of the batch's `a` rows, their input tokens
     MEMORY = 9  # gather every rank's memory figures
     SHUTDOWN = 10
-
-
-class DistributedError(ModelLoadError):
-    """Ranks that cannot start together, said in one line."""
 
 
 class PlanChannel:
@@ -136,49 +131,8 @@ def gather_memory(group: mx.distributed.Group, model: nn.Module) -> list[RankMem
     return [RankMemory(i, *row) for i, row in enumerate(rows.tolist())]
 
 
-def init_group() -> mx.distributed.Group:
-    try:
-        return mx.distributed.init(strict=True)
-    except RuntimeError as exc:
-        raise DistributedError(
-            f"--distributed needs the processes that `mlx.launch` starts ({exc})"
-        ) from None
-
-
-def load_sharded(settings: Settings, group: mx.distributed.Group) -> LoadedModel:
-    """This rank's shard of `settings.model`, as `loading.load_model` loads a
-    whole one; every rank must call it (loading ends with a collective)."""
-    from mlx_lm.utils import sharded_load
-
-    from mlx_gen.loading import (
-        LoadedModel,
-        cast_for_backend,
-        check_weights,
-        directory_entry,
-        locate,
-        read_config,
-    )
-
-    name, path, entry = locate(settings.model, settings)
-    config = read_config(path)
-    check_weights(path)
-    n = group.size()
-    for key in ("num_attention_heads", "num_key_value_heads"):
-        heads = config.get(key)
-        if isinstance(heads, int) and heads % n:
-            raise ModelLoadError(f"{name} has {heads} {key}: it cannot split {n} ways")
-    try:
-        model, tokenizer = sharded_load(str(path), tensor_group=group)
-    except ValueError as exc:  # the architecture has no shard()
-        raise ModelLoadError(f"cannot shard {name}: {exc}") from None
-    cast_for_backend(model)
-    mx.eval(model.parameters())
-    entry = entry or directory_entry(name, path, config)
-    return LoadedModel(name, path, model, tokenizer, config, entry)
-
-
 def _mib(n: int) -> str:
-    return f"{n / (1 << 20):.1f} MiB"
+    return f"{n / (1 << 20):.2f} MiB"
 
 
 class _Row:
@@ -272,9 +226,11 @@ def follow_unless_leader(settings: Settings, config: EngineConfig) -> int | None
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     loaded = load_sharded(settings, group)
     terms = agree(group, config)
+    held = sum(v.nbytes for _, v in tree_flatten(loaded.model.parameters()))
     logger.info(
-        "rank %d of %d: %s loaded; following rank 0",
-        group.rank(), group.size(), loaded.name,
+        "rank %d of %d: %s loaded, %s held (%s at peak); following rank 0",
+        group.rank(), group.size(), loaded.name, _mib(held),
+        _mib(mx.get_peak_memory()),
     )  # fmt: skip
     channel = PlanChannel(group, terms.payload)
     follower = Follower(loaded.model, channel, rank_config(config, terms))

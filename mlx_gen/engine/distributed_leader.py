@@ -22,15 +22,8 @@ from typing import TYPE_CHECKING, Any
 import mlx.nn as nn
 
 from mlx_gen.engine.config import EngineConfig
-from mlx_gen.engine.distributed import (
-    DistributedError,
-    PlanChannel,
-    RankMemory,
-    agree,
-    init_group,
-    load_sharded,
-    rank_config,
-)
+from mlx_gen.engine.distributed import PlanChannel, RankMemory, agree, rank_config
+from mlx_gen.engine.distributed_load import DistributedError, init_group, load_sharded
 from mlx_gen.engine.distributed_runner import HEARTBEAT_SECONDS, LeaderRunner
 from mlx_gen.engine.engine_thread import EngineThread
 from mlx_gen.engine.llm_engine import LLMEngine

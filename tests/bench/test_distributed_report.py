@@ -27,7 +27,10 @@ def _free_pair() -> int:
         return first
 
 
-def test_two_ranks_report_speed_and_memory_per_rank(tmp_path):
+def test_two_ranks_report_speed_and_memory_per_rank(tmp_path, tiny_model):
+    from mlx.utils import tree_flatten
+
+    whole = sum(v.nbytes for _, v in tree_flatten(tiny_model[0].parameters()))
     out = tmp_path / "dist.json"
     done = subprocess.run(
         [str(MLX_LAUNCH), "--backend", "ring", "-n", "2",
@@ -48,10 +51,10 @@ def test_two_ranks_report_speed_and_memory_per_rank(tmp_path):
     assert [r["rank"] for r in ranks] == [0, 1]
     # Equal shares: the sharded layers split evenly, the rest is replicated.
     assert ranks[0]["weights_bytes"] == ranks[1]["weights_bytes"] > 0
+    assert report["model"]["weights_bytes"] == ranks[0]["weights_bytes"]  # a share
+    assert ranks[1]["weights_bytes"] < whole  # a share, not the whole model
     assert all(r["peak_bytes"] >= r["weights_bytes"] for r in ranks)
-    whole = report["model"]["weights_bytes"]
-    assert whole == ranks[0]["weights_bytes"]  # the plan is rank 0's share
-    assert "memory per rank" in done.stdout
+    assert "Tensor parallel over 2 ranks" in done.stdout
 
 
 def test_raw_is_refused_with_distributed(tmp_path):
