@@ -22,6 +22,10 @@ from typing import Any
 import mlx.core as mx
 from mlx_lm.models.cache import KVCache
 
+# Shorter common prefixes are not worth a lookup hit: random prompts share
+# their first token or two by chance.
+MIN_REUSE = 16
+
 
 @dataclass
 class _Entry:
@@ -83,7 +87,7 @@ class PrefixCache:
             return None, 0
         self.queries += 1
         limit = len(prompt) - 1
-        best_key, best_len = None, 0
+        best_key, best_len = None, MIN_REUSE - 1
         for key, entry in self._entries.items():
             n = len(entry.tokens)
             if best_len < n <= limit and prompt[:n] == entry.tokens:

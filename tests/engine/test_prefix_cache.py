@@ -5,7 +5,7 @@ from __future__ import annotations
 import mlx.core as mx
 from mlx_lm.models.cache import make_prompt_cache
 
-from mlx_gen.engine.prefix_cache import PrefixCache
+from mlx_gen.engine.prefix_cache import MIN_REUSE, PrefixCache
 
 from .helpers import collect, greedy, run
 
@@ -56,13 +56,16 @@ def test_a_wrapped_window_is_reused_only_for_an_exact_prefix(make_engine):
 def test_a_short_entry_is_trimmed_to_a_common_prefix(make_engine):
     warm = make_engine(prefix_cache_bytes=1 << 20)
     cold = make_engine()
-    short = list(range(1, 21))
+    short = list(range(1, 29))
     assert len(short) < WINDOW  # nothing wrapped: every layer can be trimmed
     run(collect(warm, greedy(short, 4)))
-    sharing = [*short[:12], 500, 501, 502]
+    sharing = [*short[:20], 500, 501, 502]
     out = run(collect(warm, greedy(sharing, 12)))
-    assert out.final[0].usage.cached_tokens == 12
+    assert out.final[0].usage.cached_tokens == 20
     assert out.tokens == run(collect(cold, greedy(sharing, 12))).tokens
+    # A few tokens in common, as random prompts may have, are not a hit.
+    chance = [*short[: MIN_REUSE - 1], 600, 601]
+    assert run(collect(warm, greedy(chance, 2))).final[0].usage.cached_tokens == 0
 
 
 def test_least_recently_used_entries_go_first(tiny_model):
