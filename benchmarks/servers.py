@@ -26,6 +26,7 @@ class Server:
     url: str
     model: str  # the id to put in requests
     pid: int
+    ready_memory: dict[str, int]  # process_memory when it first answered
 
 
 def free_port() -> int:
@@ -73,7 +74,7 @@ def running(
         proc = subprocess.Popen(command, cwd=workdir, env=env, stdout=log, stderr=log)
         try:
             _wait_ready(proc, url + ready_path, log_path)
-            yield Server(name, url, model, proc.pid)
+            yield Server(name, url, model, proc.pid, process_memory(proc.pid))
         finally:
             proc.terminate()
             try:

@@ -63,6 +63,8 @@ def render_markdown(results: dict[str, Any]) -> str:
         }
         if scalars:
             lines += table([{"figure": k, "value": v} for k, v in scalars.items()])
+        elif not any(_is_rows(v) for v in figures.values()):
+            lines.append("No figures: the benchmark failed or was interrupted.")
         for key, value in figures.items():
             if _is_rows(value):
                 lines += ["", f"{key}:", "", *table(value)]

@@ -14,7 +14,7 @@ from __future__ import annotations
 import pytest
 from engine_runs import engine_batch, make_prompts, raw_batch
 from http_runs import check_level, level_row, prepare, run_http_level
-from servers import cached_prompt_tokens
+from servers import cached_prompt_tokens, process_memory
 from timing import median, paired_ratios, run_rounds, spread
 
 PROMPT_TOKENS = 192  # chat template included: mlx-gen's harmony header is ~145
@@ -26,6 +26,7 @@ REQUESTS = {1: 8, 8: 24, 32: 64, 128: 128}
 # Prompts come from the load's seed and level: each benchmark its own seeds,
 # so that no prompt is sent twice and the prefix cache never holds one.
 SEED_VS_RAW, SEED_ITL = 1000, 2000
+MIB = 2**20
 
 
 @pytest.fixture(scope="module")
@@ -39,9 +40,13 @@ def test_http_concurrency(benchmark, mlx_gen_server, load, record, clients):
     summary = benchmark.pedantic(
         run_http_level, args=(load, clients, REQUESTS[clients]), rounds=1, iterations=1
     )
+    memory = process_memory(mlx_gen_server.pid)
     record(
         max_tokens=MAX_TOKENS,
         prefix_cached_prompt_tokens=cached_prompt_tokens(mlx_gen_server) - cached,
+        server_rss_at_ready_mib=mlx_gen_server.ready_memory["rss_bytes"] / MIB,
+        server_rss_after_mib=memory["rss_bytes"] / MIB,
+        server_peak_rss_so_far_mib=memory["peak_rss_bytes"] / MIB,
         levels=[level_row(summary)],
     )
     check_level(summary, MAX_TOKENS)
@@ -61,7 +66,7 @@ def test_http_32_vs_batch_generator(
         "BatchGenerator": lambda r: raw_batch(model, prompts[r], MAX_TOKENS),
     }
     cached = cached_prompt_tokens(mlx_gen_server)
-    got = run_rounds(benchmark, systems, rounds)
+    got = run_rounds(benchmark, systems, rounds, cold=("http",))
     http_rates = [s["output_tok_s"] for s in got["http"]]
     raw_rates = [a.total_tps() for a in got["BatchGenerator"]]
     ratio = spread(paired_ratios(http_rates, raw_rates))
@@ -103,7 +108,7 @@ def test_http_1_client_itl_vs_engine_step(
         "http": lambda r: run_http_level(load, 1, 4, seed=SEED_ITL + r),
         "engine": engine_step,
     }
-    got = run_rounds(benchmark, systems, rounds)
+    got = run_rounds(benchmark, systems, rounds, cold=("http",))
     itl = [s["itl_s"]["p50"] for s in got["http"]]
     tpot = [s["tpot_s"]["p50"] for s in got["http"]]
     ratio = spread(paired_ratios(itl, got["engine"]))

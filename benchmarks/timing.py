@@ -77,16 +77,21 @@ def spread(values: list[float]) -> dict[str, float]:
 
 
 def run_rounds(
-    benchmark: Any, systems: dict[str, Callable[[int], Any]], rounds: int
+    benchmark: Any,
+    systems: dict[str, Callable[[int], Any]],
+    rounds: int,
+    cold: tuple[str, ...] = (),
 ) -> dict[str, list[Any]]:
-    """Each system once unmeasured (round 0: first-use allocations), then
-    `rounds` rounds timed by pytest-benchmark, each running every system once
-    in an order that turns every round (A B, B A, ...), so that drift on a
-    shared machine weighs on all alike. A system gets the round number (to
-    pick its inputs); returns each system's results of rounds 1..rounds."""
+    """Each system once unmeasured (round 0: first-use allocations; not those
+    named in `cold`, such as a server already warmed up), then `rounds` rounds
+    timed by pytest-benchmark, each running every system once in an order that
+    turns every round (A B, B A, ...), so that drift on a shared machine weighs
+    on all alike. A system gets the round number (to pick its inputs); returns
+    each system's results of rounds 1..rounds."""
     names = list(systems)
     for name in names:
-        systems[name](0)
+        if name not in cold:
+            systems[name](0)
     results: dict[str, list[Any]] = {name: [] for name in names}
     done = [0]
 
