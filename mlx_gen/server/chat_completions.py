@@ -76,7 +76,9 @@ async def chat_completions(request: Request) -> Response:
         include_usage=bool(body.stream_options and body.stream_options.include_usage),
         stops=sampling.stop,
     )
-    events = submit(served, prompt.token_ids, sampling, answer.request_id, reservation)
+    events = submit(
+        served, prompt.token_ids, sampling, answer.request_id, reservation, body.user
+    )
     return await respond(
         request, state, answer, events, reservation, n_prompt, bool(body.stream)
     )

@@ -138,7 +138,9 @@ async def completions(request: Request) -> Response:
         echo=prompt_text if body.echo else "",
         include_usage=bool(body.stream_options and body.stream_options.include_usage),
     )
-    events = submit(served, prompt_ids, sampling, answer.request_id, reservation)
+    events = submit(
+        served, prompt_ids, sampling, answer.request_id, reservation, body.user
+    )
     return await respond(
         request, state, answer, events, reservation, len(prompt_ids), bool(body.stream)
     )

@@ -22,6 +22,7 @@ from mlx_gen.engine.types import (
     QueueFull,
     SamplingParams,
 )
+from mlx_gen.server import faults
 from mlx_gen.server.errors import (
     APIError,
     bad_request,
@@ -160,6 +161,7 @@ def submit(
     sampling: SamplingParams,
     request_id: str,
     reservation: Reservation,
+    user: str | None = None,
 ) -> AsyncIterator[GenerationEvent]:
     """Hand the request to the engine; its refusals become HTTP errors (and
     give back the rate-limit reservation)."""
@@ -168,6 +170,7 @@ def submit(
     )
     if served.prepare_request is not None:
         served.prepare_request(gen)
+    faults.arm(gen, user, served.fault_marker)
     try:
         return served.engine.submit(gen)
     except EngineError as exc:

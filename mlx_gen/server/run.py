@@ -159,6 +159,7 @@ def serve(settings: Settings) -> int:
     """Run the server until SIGTERM / SIGINT; 0 after a graceful shutdown."""
     from mlx_gen.engine.types import EngineError
     from mlx_gen.server.app import create_app
+    from mlx_gen.server.faults import marker_from_env
 
     errors = Console(stderr=True)
     keys = settings.all_api_keys()
@@ -172,6 +173,7 @@ def serve(settings: Settings) -> int:
     except EngineError as exc:
         errors.print(f"[bold red]error:[/] {exc}")
         return 1
+    served.fault_marker = marker_from_env()  # tests only: see server/faults.py
     try:
         app = create_app(settings, served)
         try:

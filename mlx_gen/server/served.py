@@ -41,6 +41,8 @@ class ServedModel:
     # A hook that sees every engine request before it is submitted. The
     # server itself sets none; tests use it to force a scripted output.
     prepare_request: Callable[[GenerationRequest], None] | None = None
+    # Test-only: the `user` marker that makes a request fail (server/faults.py).
+    fault_marker: str | None = None
 
     @classmethod
     def from_loaded(
