@@ -71,7 +71,7 @@ class Settings(BaseSettings):
 
     # Tensor parallel over the ranks `mlx.launch` starts (mlx_gen.engine.distributed).
     distributed: bool = False
-    distributed_step_timeout: float = Field(default=60.0, gt=0)
+    distributed_step_timeout: float = Field(default=30.0, gt=0)
 
     # Process.
     use_openblas: bool = True
