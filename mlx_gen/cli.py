@@ -50,6 +50,8 @@ _HELP = {
     "memory_budget_gb": "memory the engine may plan for",
     "max_context": "longest prompt + answer, in tokens",
     "use_openblas": "preload Debian's OpenBLAS on Linux CPUs",
+    "distributed": "tensor parallel over the ranks mlx.launch starts; rank 0 serves",
+    "distributed_step_timeout": "seconds a step may wait for the other ranks",
 }
 _MODEL_SETTINGS = ("model", "registry_file", "cache_dir", "use_openblas")
 
