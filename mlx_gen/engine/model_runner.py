@@ -127,7 +127,8 @@ class ModelRunner:
             )
         inputs = self._inputs
         logits = self.model(inputs[:, None], cache=self._cache)[:, -1, :]
-        logits = logits.astype(mx.float32)
+        if logits.dtype != mx.float32:
+            logits = logits.astype(mx.float32)
         output = StepOutput()
         contexts: list[mx.array] = []
         if self._sampling.processors:

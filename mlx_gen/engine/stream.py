@@ -8,6 +8,7 @@ call per loop per engine step.
 from __future__ import annotations
 
 import asyncio
+from collections import deque
 from collections.abc import Callable
 
 from mlx_gen.engine.types import GenerationEvent
@@ -26,7 +27,9 @@ class EventStream:
         self.request_id = request_id
         self._open = choices
         self._abort = abort
-        self._queue: asyncio.Queue[GenerationEvent] = asyncio.Queue()
+        # A deque and one future, lighter than an asyncio.Queue per token.
+        self._events: deque[GenerationEvent] = deque()
+        self._waiter: asyncio.Future[None] | None = None
 
     def __aiter__(self) -> EventStream:
         return self
@@ -34,11 +37,16 @@ class EventStream:
     async def __anext__(self) -> GenerationEvent:
         if self._open <= 0:
             raise StopAsyncIteration
-        try:
-            event = await self._queue.get()
-        except BaseException:  # cancelled while waiting: nobody will read on
-            self.close()
-            raise
+        while not self._events:
+            self._waiter = asyncio.get_running_loop().create_future()
+            try:
+                await self._waiter
+            except BaseException:  # cancelled while waiting: nobody will read on
+                self.close()
+                raise
+            finally:
+                self._waiter = None
+        event = self._events.popleft()
         if event.finish_reason is not None:
             self._open -= 1
         return event
@@ -56,7 +64,10 @@ class EventStream:
         self.close()
 
     def push(self, event: GenerationEvent) -> None:
-        self._queue.put_nowait(event)
+        self._events.append(event)
+        waiter = self._waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
 
 
 def deliver(items: list[tuple[EventStream, GenerationEvent]]) -> None:
