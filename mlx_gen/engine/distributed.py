@@ -30,6 +30,7 @@ from mlx.utils import tree_flatten
 from mlx_gen.engine import memory
 from mlx_gen.engine.config import EngineConfig
 from mlx_gen.engine.distributed_load import init_group, load_sharded
+from mlx_gen.engine.distributed_prefix import PrefixMirror
 from mlx_gen.engine.model_runner import ModelRunner
 from mlx_gen.engine.types import ModelTooLarge
 
@@ -53,6 +54,9 @@ class Op(IntEnum):
     DECODE = 8  # one step of the batch's `a` rows, their input tokens
     MEMORY = 9  # gather every rank's memory figures
     SHUTDOWN = 10
+    SNAPSHOT = 11  # keep a snapshot of slot `a` as prefix entry `b`
+    EVICT = 12  # forget the prefix entries in the payload
+    CLONE = 13  # slot `a`: prefix entry `b` cut to the payload's one length
 
 
 class PlanChannel:
@@ -110,9 +114,8 @@ def agree(group: mx.distributed.Group, config: EngineConfig) -> Terms:
 
 
 def rank_config(config: EngineConfig, terms: Terms) -> EngineConfig:
-    """The engine config every rank plans with. The prefix cache is off: its
-    snapshots live on rank 0 only and the other ranks could not follow a hit."""
-    return replace(config, memory_budget_bytes=terms.budget_bytes, prefix_cache_bytes=0)
+    """The engine config every rank plans with."""
+    return replace(config, memory_budget_bytes=terms.budget_bytes)
 
 
 @dataclass(frozen=True)
@@ -160,6 +163,7 @@ class Follower:
         self.config = config
         self.runner = _FollowerRunner(model, 0)
         self.slots: dict[int, list[Any]] = {}
+        self.prefix = PrefixMirror()
         self.steps = 0
 
     def run(self) -> None:
@@ -204,6 +208,12 @@ class Follower:
                 raise RuntimeError(f"rank 0 decodes {a} rows, this rank has {have}")
             runner.forward(data)
             self.steps += 1
+        elif op is Op.SNAPSHOT:
+            self.prefix.store(b, self.slots[a])
+        elif op is Op.EVICT:
+            self.prefix.evict(data)
+        elif op is Op.CLONE:
+            self.slots[a] = self.prefix.clone(b, data[0])
         elif op is Op.MEMORY:
             gather_memory(self.channel.group, self.model)
         return op is not Op.SHUTDOWN

@@ -24,10 +24,12 @@ import mlx.nn as nn
 from mlx_gen.engine.config import EngineConfig
 from mlx_gen.engine.distributed import PlanChannel, RankMemory, agree, rank_config
 from mlx_gen.engine.distributed_load import DistributedError, init_group, load_sharded
+from mlx_gen.engine.distributed_prefix import MirroredPrefixCache
 from mlx_gen.engine.distributed_runner import HEARTBEAT_SECONDS, LeaderRunner
 from mlx_gen.engine.engine_thread import EngineThread
 from mlx_gen.engine.llm_engine import LLMEngine
 from mlx_gen.engine.model_runner import ModelRunner
+from mlx_gen.engine.prefix_cache import PrefixCache
 
 if TYPE_CHECKING:
     from mlx_gen.loading import LoadedModel
@@ -67,6 +69,9 @@ class LeaderThread(EngineThread):
         )
         watchdog.start()
         return self.leader
+
+    def _make_prefix_cache(self) -> PrefixCache:
+        return MirroredPrefixCache(self.config.prefix_cache_bytes, self.leader)
 
     def _iteration(self) -> bool:
         going = super()._iteration()

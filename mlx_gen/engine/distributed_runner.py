@@ -121,7 +121,10 @@ class LeaderRunner(ModelRunner):
         self._slots += 1
         with self._announced():
             self._send(Op.NEW, self._slots)
-            cache = _SlotCache(super().new_cache())
+            return self._slot_cache(super().new_cache())
+
+    def _slot_cache(self, layers: list[Any]) -> _SlotCache:
+        cache = _SlotCache(layers)
         cache.slot = self._slots
         cache.release = weakref.finalize(cache, self._dropped.append, self._slots)
         return cache
@@ -167,6 +170,26 @@ class LeaderRunner(ModelRunner):
             out = super().step()
             mx.synchronize()  # the step is done before anything else is queued
             return out
+
+    # The prefix cache's (distributed_prefix.py).
+
+    def snapshot(self, cache: list[Any], entry: int) -> None:
+        with self._announced():
+            self._send(Op.SNAPSHOT, cache.slot, entry)
+
+    def evict(self, entries: list[int]) -> None:
+        payload = self.channel.payload
+        with self._announced():
+            for start in range(0, len(entries), payload):
+                self._send(Op.EVICT, data=entries[start : start + payload])
+
+    def adopt(self, layers: list[Any], entry: int, length: int) -> list[Any]:
+        """A clone of prefix entry `entry`, cut to `length` tokens, as a prompt
+        cache in a new slot on every rank."""
+        self._slots += 1
+        with self._announced():
+            self._send(Op.CLONE, self._slots, entry, [length])
+            return self._slot_cache(layers)
 
     # Rank 0's own.
 

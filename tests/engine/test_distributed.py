@@ -23,7 +23,7 @@ from .helpers import collect, greedy, run
 
 CONFIG = EngineConfig(
     memory_budget_bytes=2 << 30,
-    prefix_cache_bytes=0,
+    prefix_cache_bytes=48 << 10,  # two or three prompts: evictions happen
     headroom_bytes=0,
     default_stop_token_ids=[],
     prefill_step_size=16,
@@ -67,8 +67,8 @@ def test_agreement_takes_rank_zero_config_and_smallest_device():
     # The smallest machine's working set, not the one-machine 16 GiB cap.
     assert terms.budget_bytes == memory.detect_device().recommended_bytes
     assert agree(group, CONFIG).budget_bytes == 2 << 30
-    config = rank_config(EngineConfig(memory_budget_bytes=1 << 30), Terms(8, 1 << 30))
-    assert config.prefix_cache_bytes == 0 and config.memory_budget_bytes == 1 << 30
+    config = rank_config(EngineConfig(memory_budget_bytes=3 << 30), Terms(8, 1 << 30))
+    assert config.memory_budget_bytes == 1 << 30
 
 
 def test_one_rank_generates_what_the_plain_engine_does(engines):
@@ -79,6 +79,10 @@ def test_one_rank_generates_what_the_plain_engine_does(engines):
     mixed = [*PROMPTS, list(range(200, 260))]
     got = run(_all(leader, mixed, aborted=4))
     assert got[:4] == run(_all(plain, PROMPTS)) and got[4] == "abort"
+    # Prompts that reuse cached prefixes (the rank's own clones, by entry).
+    longer = [list(range(100, 150)), list(range(100, 130)) + [7] * 20]
+    assert run(_all(leader, longer)) == run(_all(plain, longer))
+    assert leader.stats().prefix_cache_hits > 0
 
 
 def test_idle_heartbeat_and_memory_report(engines):

@@ -105,7 +105,7 @@ def _env(tmp_path: Path, **extra: str) -> dict[str, str]:
         "MLX_GEN_CACHE_DIR": str(tmp_path / "cache"),
         "MLX_GEN_USE_OPENBLAS": "0",
         "MLX_GEN_MEMORY_BUDGET_GB": "2",
-        "MLX_GEN_PREFIX_CACHE_GB": "0",
+        "MLX_GEN_PREFIX_CACHE_GB": "0.25",
         "COLUMNS": "160",
     }
     return env | extra
@@ -142,8 +142,9 @@ async def _answers(base: str, model: str) -> dict[str, object]:
             r = await client.completions.create(
                 model=model, prompt=prompt, max_tokens=max_tokens, temperature=0
             )
-            c = r.choices[0]
-            return c.text, c.finish_reason, r.usage.completion_tokens
+            c, usage = r.choices[0], r.usage
+            cached = usage.prompt_tokens_details.cached_tokens
+            return c.text, c.finish_reason, usage.completion_tokens, cached
 
         async def chat(text: str) -> tuple:
             r = await client.chat.completions.create(
@@ -152,12 +153,9 @@ async def _answers(base: str, model: str) -> dict[str, object]:
                 max_tokens=16,
                 temperature=0,
             )
-            m = r.choices[0].message
-            return (
-                m.content,
-                getattr(m, "reasoning_content", None),
-                r.usage.total_tokens,
-            )
+            m, usage = r.choices[0].message, r.usage
+            cached = usage.prompt_tokens_details.cached_tokens
+            return m.content, getattr(m, "reasoning_content", None), cached
 
         async def stream(prompt: str) -> str:
             chunks = await client.completions.create(
@@ -165,7 +163,10 @@ async def _answers(base: str, model: str) -> dict[str, object]:
             )
             return "".join([c.choices[0].text async for c in chunks if c.choices])
 
-        alone = [await complete(p, 20) for p in PROMPTS[:2]]
+        # The second reuses the first's prompt from the prefix cache; the
+        # chats share the harmony system message.
+        longer = PROMPTS[4] + "And then?"
+        alone = [await complete(p, 20) for p in (PROMPTS[1], PROMPTS[4], longer)]
         alone.append(await chat("Say hi"))
         together = await asyncio.gather(
             *(complete(p, 8 + 4 * i) for i, p in enumerate(PROMPTS)),
@@ -199,6 +200,9 @@ def test_two_ranks_answer_as_one_process(tmp_path, tiny_model_path, tiny_model):
         single.stop()
     assert got == expected
     assert all(answer[0] for answer in expected["together"])  # text came out
+    # Prefix cache hits on every rank: the longer prompt reused the long one,
+    # and PROMPTS[1] its own first run.
+    assert got["alone"][2][-1] >= 40 and got["together"][1][-1] > 0
     assert "tensor parallel over 2 ranks" in ranks.output
     # Rank 1 holds a share, and never held the whole model while loading it.
     held, peak = map(float, re.search(
