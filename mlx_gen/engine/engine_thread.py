@@ -80,7 +80,7 @@ class EngineThread:
                 limits = memory.apply_limits(self.memory, device)
                 self._runner = self._make_runner(shape.vocab_size)
                 self._scheduler = Scheduler(self.memory, self.config.max_batch_size)
-                self._prefix = PrefixCache(self.config.prefix_cache_bytes)
+                self._prefix = self._make_prefix_cache()
                 self._seeds = random.Random()
                 self.alive = self.accepting = True
                 self._publish()
@@ -102,6 +102,9 @@ class EngineThread:
 
     def _make_runner(self, vocab_size: int) -> ModelRunner:
         return ModelRunner(self.model, vocab_size)
+
+    def _make_prefix_cache(self) -> PrefixCache:
+        return PrefixCache(self.config.prefix_cache_bytes)
 
     def _iteration(self) -> bool:
         busy = bool(self._runner.rows or len(self._scheduler))
