@@ -126,10 +126,13 @@ class RankMemory:
     peak_bytes: int
 
 
+def weights_bytes(model: nn.Module) -> int:
+    return sum(v.nbytes for _, v in tree_flatten(model.parameters()))
+
+
 def gather_memory(group: mx.distributed.Group, model: nn.Module) -> list[RankMemory]:
     """Every rank's weights and MLX memory (a collective: all ranks call it)."""
-    weights = sum(v.nbytes for _, v in tree_flatten(model.parameters()))
-    mine = [weights, mx.get_active_memory(), mx.get_peak_memory()]
+    mine = [weights_bytes(model), mx.get_active_memory(), mx.get_peak_memory()]
     rows = mx.distributed.all_gather(mx.array([mine], dtype=mx.int64), group=group)
     return [RankMemory(i, *row) for i, row in enumerate(rows.tolist())]
 
@@ -236,10 +239,9 @@ def follow_unless_leader(settings: Settings, config: EngineConfig) -> int | None
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     loaded = load_sharded(settings, group)
     terms = agree(group, config)
-    held = sum(v.nbytes for _, v in tree_flatten(loaded.model.parameters()))
     logger.info(
         "rank %d of %d: %s loaded, %s held (%s at peak); following rank 0",
-        group.rank(), group.size(), loaded.name, _mib(held),
+        group.rank(), group.size(), loaded.name, _mib(weights_bytes(loaded.model)),
         _mib(mx.get_peak_memory()),
     )  # fmt: skip
     channel = PlanChannel(group, terms.payload)

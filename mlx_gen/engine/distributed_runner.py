@@ -24,6 +24,7 @@ import logging
 import threading
 import time
 import weakref
+from collections import deque
 from collections.abc import Iterator, Sequence
 from typing import Any
 
@@ -63,7 +64,8 @@ class LeaderRunner(ModelRunner):
         self.last_op = time.monotonic()
         self.rank_memory: list[RankMemory] | None = None
         self._slots = 0
-        self._dropped: list[int] = []  # slots whose cache rank 0 let go of
+        # Slots whose cache rank 0 let go of (appended by the garbage collector).
+        self._dropped: deque[int] = deque()
 
     # Announcing, and failing.
 
@@ -72,8 +74,10 @@ class LeaderRunner(ModelRunner):
             return
         payload = self.channel.payload
         while self._dropped:
-            dropped, self._dropped = self._dropped[:payload], self._dropped[payload:]
-            self.channel.send(Op.DROP, data=dropped)
+            count = min(payload, len(self._dropped))
+            self.channel.send(
+                Op.DROP, data=[self._dropped.popleft() for _ in range(count)]
+            )
         self.channel.send(op, a, b, data)
 
     @contextlib.contextmanager
