@@ -49,8 +49,8 @@ def engines(tiny_model):
 
 async def _all(engine, prompts, aborted: int | None = None):
     async def one(i, prompt):
-        request = greedy(prompt, max_tokens=12 + 3 * i)
-        if i == aborted:  # cancelled while queued or prefilled: either way
+        request = greedy(prompt, max_tokens=1000 if i == aborted else 12 + 3 * i)
+        if i == aborted:  # cancelled while queued, prefilled or decoding
             stream = engine.submit(request)
             await asyncio.sleep(0.05)
             engine.abort(request.request_id)
