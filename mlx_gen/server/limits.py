@@ -14,10 +14,13 @@ from mlx_gen.server.errors import APIError
 
 
 def body_too_large(limit: int) -> APIError:
+    # Connection: close, or uvicorn would go on reading (and dropping) the
+    # rest of the body for as long as the client sends it.
     return APIError(
         413,
         f"The request body is larger than the limit of {limit} bytes.",
         code="request_too_large",
+        headers={"Connection": "close"},
     )
 
 
