@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import http.client
 import json
+import socket
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -83,8 +86,14 @@ class Outcome:
         return f"status={self.status} done={self.done} {str(detail)[:300]}"
 
 
-async def stream(client: httpx.AsyncClient, url: str, body: dict) -> Outcome:
-    """POST a streaming request and read it to its end."""
+async def stream(
+    client: httpx.AsyncClient,
+    url: str,
+    body: dict,
+    on_frame: Callable[[], object] | None = None,
+) -> Outcome:
+    """POST a streaming request and read it to its end; `on_frame` is called
+    after each data frame."""
     outcome = Outcome()
     try:
         async with client.stream("POST", url, json=body) as response:
@@ -95,6 +104,8 @@ async def stream(client: httpx.AsyncClient, url: str, body: dict) -> Outcome:
                 return outcome
             async for line in response.aiter_lines():
                 read_frame(outcome, line)
+                if on_frame is not None and line.startswith("data: "):
+                    on_frame()
     except (httpx.HTTPError, ValueError) as exc:
         outcome.exception = f"{type(exc).__name__}: {exc}"
     return outcome
@@ -138,3 +149,30 @@ def async_client(connections: int, timeout: float = 120.0) -> httpx.AsyncClient:
         max_connections=connections, max_keepalive_connections=connections
     )
     return httpx.AsyncClient(limits=limits, timeout=timeout)
+
+
+def address(base: str) -> tuple[str, int]:
+    host, port = base.removeprefix("http://").split(":")
+    return host, int(port)
+
+
+def raw_exchange(base: str, request: bytes, timeout: float = 30.0) -> Outcome:
+    """Send `request` exactly as given on a new connection and read the answer;
+    no answer at all (the server closed the connection) is status None."""
+    outcome = Outcome()
+    with socket.create_connection(address(base), timeout) as sock:
+        try:
+            sock.sendall(request)
+            response = http.client.HTTPResponse(sock)
+            response.begin()
+            outcome.status = response.status
+            outcome.headers = {k.lower(): v for k, v in response.getheaders()}
+            raw = response.read()
+        except (http.client.HTTPException, ConnectionError) as exc:
+            outcome.exception = f"{type(exc).__name__}: {exc}"
+            return outcome
+    try:
+        outcome.body = json.loads(raw)
+    except ValueError:
+        outcome.body = raw.decode("latin-1")
+    return outcome

@@ -114,6 +114,26 @@ class ServerProcess:
                 samples[name] = float(value)
         return samples
 
+    def engine_idle(self, timeout: float) -> bool:
+        """Wait until the engine runs nothing, queues nothing, holds no KV."""
+        names = ("mlx_gen_running_sequences", "mlx_gen_queue_length",
+                 "mlx_gen_kv_tokens_used")  # fmt: skip
+        deadline = time.monotonic() + timeout
+        while True:
+            gauges = self.gauges()
+            if not any(gauges[name] for name in names):
+                return True
+            if time.monotonic() > deadline:
+                return False
+            time.sleep(0.05)
+
+    def no_eos_bias(self) -> dict[str, int]:
+        """A logit bias that keeps the model from ending early: a stream of
+        max_tokens tokens then lasts as long as a test needs it to."""
+        body = {"model": MODEL, "prompt": "<|return|><|call|>"}
+        ids = httpx.post(self.url("/tokenize"), json=body).json()["tokens"]
+        return {str(i): -100 for i in ids}
+
     def signal(self, sig: int = signal.SIGTERM) -> None:
         assert self.proc is not None
         self.proc.send_signal(sig)

@@ -33,28 +33,6 @@ def server(launch: Launch):
     return launch("--max-batch-size", "32", env={FAULT_USER_ENV: MARKER})
 
 
-def no_eos(server) -> dict[str, int]:
-    """A logit bias that keeps the model from ending early: a stream of
-    max_tokens tokens lasts as long as the test needs it to."""
-    ids = httpx.post(
-        server.url("/tokenize"), json={"model": "tiny", "prompt": "<|return|><|call|>"}
-    ).json()["tokens"]
-    return {str(i): -100 for i in ids}
-
-
-def wait_idle(server, timeout: float) -> float | None:
-    """Seconds until the engine runs nothing, waits for nothing, holds no KV."""
-    started = time.monotonic()
-    while time.monotonic() - started < timeout:
-        g = server.gauges()
-        busy = (g["mlx_gen_running_sequences"], g["mlx_gen_queue_length"],
-                g["mlx_gen_kv_tokens_used"])  # fmt: skip
-        if not any(busy):
-            return time.monotonic() - started
-        time.sleep(0.05)
-    return None
-
-
 async def leave_mid_stream(client, url: str, body: dict, frames: int) -> int:
     """Read `frames` frames (0: only the headers), then drop the connection."""
     read = 0
@@ -75,7 +53,7 @@ async def leave_while_waiting(url: str, body: dict, after: float) -> None:
 
 
 def test_clients_that_leave_mid_stream_free_every_slot(server):
-    url, bias = server.url(CHAT), no_eos(server)
+    url, bias = server.url(CHAT), server.no_eos_bias()
     rng = random.Random(7)
 
     async def main() -> list[int]:
@@ -94,8 +72,7 @@ def test_clients_that_leave_mid_stream_free_every_slot(server):
 
     read = asyncio.run(main())
     assert max(read) > 10  # some left well into their stream
-    freed = wait_idle(server, FREED_WITHIN)
-    assert freed is not None, f"slots still held: {server.gauges()}"
+    assert server.engine_idle(FREED_WITHIN), f"slots still held: {server.gauges()}"
     assert server.alive()
 
 
@@ -127,8 +104,7 @@ def test_an_engine_fault_fails_only_its_requests(server):
             assert outcome.status == 500 and is_openai_error(outcome.body)
             error = outcome.body["error"]
         assert error["code"] == "engine_error" and "fault injected" in error["message"]
-    assert wait_idle(server, FREED_WITHIN) is not None
-    assert server.gauges()["mlx_gen_running_sequences"] == 0
+    assert server.engine_idle(FREED_WITHIN), server.gauges()
 
 
 def test_a_request_that_can_never_fit_is_a_400_and_harms_nothing(server):
@@ -164,7 +140,7 @@ def test_without_the_variable_the_marker_is_an_ordinary_user(launch: Launch):
 
 def test_a_dead_engine_thread_is_unready_still_answers_and_ends_streams(server):
     """Last in this module: it kills the engine of the module's server."""
-    url, bias = server.url(CHAT), no_eos(server)
+    url, bias = server.url(CHAT), server.no_eos_bias()
 
     async def main() -> list[Outcome]:
         async with async_client(10) as client:
