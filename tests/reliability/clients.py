@@ -163,7 +163,8 @@ def raw_exchange(base: str, request: bytes, timeout: float = 30.0) -> Outcome:
     with socket.create_connection(address(base), timeout) as sock:
         try:
             sock.sendall(request)
-            response = http.client.HTTPResponse(sock)
+            method = request.split(b" ", 1)[0].decode("latin-1")
+            response = http.client.HTTPResponse(sock, method=method)
             response.begin()
             outcome.status = response.status
             outcome.headers = {k.lower(): v for k, v in response.getheaders()}
