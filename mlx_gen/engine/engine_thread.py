@@ -17,7 +17,6 @@ import queue
 import random
 import threading
 import time
-from collections import defaultdict
 from typing import Any
 
 import mlx.core as mx
@@ -31,16 +30,13 @@ from mlx_gen.engine.prefix_cache import PrefixCache
 from mlx_gen.engine.sampling import make_processors
 from mlx_gen.engine.scheduler import RequestState, Scheduler
 from mlx_gen.engine.sequence import Sequence
-from mlx_gen.engine.stream import deliver
+from mlx_gen.engine.stream import hand_over
 from mlx_gen.engine.types import (
     EngineStats,
     FinishReason,
     GenerationEvent,
     GenerationRequest,
 )
-
-_SEED_MASK = (1 << 64) - 1
-_GOLDEN = 0x9E3779B97F4A7C15  # spreads the seeds of a request's choices
 
 
 class EngineThread:
@@ -222,7 +218,7 @@ class EngineThread:
                 *make_processors(params, seq.prompt_len),
                 *state.request.logits_processors,
             ]
-            self._runner.prepare(seq, (seed + seq.index * _GOLDEN) & _SEED_MASK)
+            self._runner.prepare(seq, seed)
 
     # Ending requests.
 
@@ -293,15 +289,7 @@ class EngineThread:
     def _flush(self, publish: bool = False) -> None:
         if publish or self._outbox:
             self._publish()  # stats are never older than the events delivered
-        if not self._outbox:
-            return
-        by_loop: dict[Any, list] = defaultdict(list)
-        for (loop, stream), event in self._outbox:
-            by_loop[loop].append((stream, event))
-        self._outbox = []
-        for loop, items in by_loop.items():
-            try:
-                loop.call_soon_threadsafe(deliver, items)
-            except RuntimeError:  # the loop is closed: nobody is listening
-                for stream, _ in items:
-                    self.inbox.put(("abort", stream.request_id))
+        if self._outbox:
+            outbox, self._outbox = self._outbox, []
+            for request_id in hand_over(outbox):  # their loops have closed
+                self.inbox.put(("abort", request_id))

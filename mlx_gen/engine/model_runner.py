@@ -64,7 +64,9 @@ class ModelRunner:
         mx.eval([c.state for c in cache])
 
     def prepare(self, seq: Sequence, seed: int) -> None:
-        seq.key = make_key(seed)
+        """Give `seq` its PRNG key (from the request's seed and its index
+        among the request's choices) and its processors' token context."""
+        seq.key = make_key(seed, seq.index)
         if seq.processors:
             seq.context = TokenBuffer(seq.request.prompt_token_ids[:-1])
 

@@ -20,8 +20,10 @@ from mlx_gen.engine.types import LogitsProcessor, SamplingParams
 MAX_TOP_LOGPROBS = 20
 
 
-def make_key(seed: int) -> mx.array:
-    return mx.random.key(seed & 0xFFFF_FFFF_FFFF_FFFF)
+def make_key(seed: int, choice: int = 0) -> mx.array:
+    """The key of choice `choice` of a request seeded with `seed`; choice 0
+    uses the seed itself, the others spread from it."""
+    return mx.random.key((seed + choice * 0x9E3779B97F4A7C15) & (1 << 64) - 1)
 
 
 def make_processors(params: SamplingParams, prompt_len: int) -> list[LogitsProcessor]:

@@ -74,3 +74,21 @@ def deliver(items: list[tuple[EventStream, GenerationEvent]]) -> None:
     """Runs on the event loop: hand a step's events to their streams."""
     for stream, event in items:
         stream.push(event)
+
+
+Sink = tuple[asyncio.AbstractEventLoop, EventStream]
+
+
+def hand_over(outbox: list[tuple[Sink, GenerationEvent]]) -> list[str]:
+    """Runs on the engine thread: one `call_soon_threadsafe` per event loop.
+    Returns the ids of the requests whose loop has closed."""
+    by_loop: dict[asyncio.AbstractEventLoop, list] = {}
+    for (loop, stream), event in outbox:
+        by_loop.setdefault(loop, []).append((stream, event))
+    orphans = []
+    for loop, items in by_loop.items():
+        try:
+            loop.call_soon_threadsafe(deliver, items)
+        except RuntimeError:  # the loop is closed: nobody is listening
+            orphans += [stream.request_id for stream, _ in items]
+    return orphans

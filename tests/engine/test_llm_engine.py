@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import time
 
 import pytest
 
@@ -183,3 +184,21 @@ def test_load_engine_from_a_directory_and_settings(tiny_model_path):
         out = run(collect(engine, greedy([1, 2, 3], 5)))
         assert len(out.tokens[0]) == 5 or out.final[0].finish_reason == "stop"
     assert engine.stats().alive is False
+
+
+def test_a_request_whose_event_loop_closed_is_aborted(make_engine):
+    engine = make_engine()
+    kept = []
+
+    async def leave_it_running():
+        stream = engine.submit(greedy([1, 2], LONG))
+        kept.append(stream)  # still referenced: only the closed loop can tell
+        await first_events(stream, 2)
+
+    run(leave_it_running())  # closes the loop with the request still running
+    deadline = time.monotonic() + 10
+    while engine.stats().running and time.monotonic() < deadline:
+        time.sleep(0.005)
+    assert_idle(engine)
+    assert engine.stats().alive  # an undeliverable event is not a fault
+    assert engine.stats().generated_tokens_total < 1000
