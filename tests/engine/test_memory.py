@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from dataclasses import replace
 
 import mlx.core as mx
 import pytest
@@ -12,6 +13,7 @@ from mlx_lm.models import gpt_oss
 from mlx_gen.engine import EngineConfig, LLMEngine
 from mlx_gen.engine.config import GIB
 from mlx_gen.engine.memory import (
+    Device,
     detect_device,
     measure_model,
     plan_memory,
@@ -119,3 +121,20 @@ def test_the_buffer_cache_limit_is_restored_at_shutdown(make_engine):
     finally:
         restored = mx.set_cache_limit(before)
     assert restored == 123 << 20
+
+
+def test_on_metal_a_model_beyond_the_working_set_names_the_sysctl():
+    shape = measure_model(gpt_oss_20b_layout())
+    heavy = replace(shape, weights_bytes=30 * GIB)
+    mac = Device(total_bytes=32 * GIB, recommended_bytes=21 * GIB, metal=True)
+    config = EngineConfig(memory_budget_bytes=20 * GIB)
+    with pytest.raises(ModelTooLarge) as refused:
+        plan_memory(heavy, config, mac)
+    message = str(refused.value)
+    assert "weights 30.00 GiB" in message and "budget is 20.00 GiB" in message
+    mb = int(message.split("iogpu.wired_limit_mb=")[1].split("`")[0])
+    assert mb * (1 << 20) > 31 * GIB  # enough for the weights and the rest
+    # A model that fits: a working set for the wired limit inside the device's.
+    fits = plan_memory(replace(shape, weights_bytes=12 * GIB), EngineConfig(), mac)
+    assert fits.plan.budget_bytes == 16 * GIB  # the cap, under 21 GiB
+    assert fits.plan.max_context >= 1024
