@@ -47,7 +47,7 @@ async def leave_mid_stream(client, url: str, body: dict, frames: int) -> int:
 
 async def leave_while_waiting(url: str, body: dict, after: float) -> None:
     """A whole-answer request whose client gives up before the answer."""
-    async with httpx.AsyncClient(timeout=after) as client:
+    async with httpx.AsyncClient(timeout=httpx.Timeout(30, read=after)) as client:
         with pytest.raises(httpx.ReadTimeout):
             await client.post(url, json=body)
 
@@ -77,13 +77,14 @@ def test_clients_that_leave_mid_stream_free_every_slot(server):
 
 
 def test_an_engine_fault_fails_only_its_requests(server):
-    url = server.url(CHAT)
+    # No end token: a faulty request surely reaches the token where it fails.
+    url, bias = server.url(CHAT), server.no_eos_bias()
 
     async def main() -> tuple[list[Outcome], list[Outcome]]:
         async with async_client(40) as client:
             faulty = [
-                stream(client, url, stream_body("f", 16, user=MARKER)),
-                post(client, url, chat_body("f", 16, user=MARKER)),
+                stream(client, url, stream_body("f", 16, user=MARKER, logit_bias=bias)),
+                post(client, url, chat_body("f", 16, user=MARKER, logit_bias=bias)),
             ] * 3
             healthy = [
                 stream(client, url, stream_body(f"ok {i}", 16, user="alice"))
@@ -151,7 +152,7 @@ def test_a_dead_engine_thread_is_unready_still_answers_and_ends_streams(server):
                 for i in range(3)
             ]
             await asyncio.sleep(0.5)  # they are decoding
-            kill = stream_body("k", 16, user=MARKER + KILL_SUFFIX)
+            kill = stream_body("k", 16, user=MARKER + KILL_SUFFIX, logit_bias=bias)
             ended = asyncio.gather(*running, stream(client, url, kill))
             return list(await asyncio.wait_for(ended, 30))
 
