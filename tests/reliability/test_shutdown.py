@@ -32,13 +32,21 @@ async def new_requests_after_signal(url: str, seconds: float) -> list[Outcome]:
     return outcomes
 
 
+# No answer at all: the listener had closed (refused), or it closed with the
+# connection still waiting to be accepted or read (reset, or closed unanswered).
+UNANSWERED = (
+    "ConnectError",
+    "ReadError",
+    "WriteError",
+    "RemoteProtocolError: Server disconnected without sending a response",
+)
+
+
 def refused_before_work(outcome: Outcome) -> bool:
-    """A 503 with Retry-After, or no connection at all (the listener closed)."""
+    """A 503 `shutting_down` with Retry-After, or no answer and no work done."""
     if outcome.refused:
-        return (
-            outcome.status == 503 and outcome.body["error"]["code"] == "shutting_down"
-        )
-    return outcome.status is None and "ConnectError" in (outcome.exception or "")
+        return outcome.body["error"]["code"] == "shutting_down"
+    return outcome.status is None and (outcome.exception or "").startswith(UNANSWERED)
 
 
 def test_sigterm_under_load_drains_refuses_and_exits_0(launch: Launch):
