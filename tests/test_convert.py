@@ -276,7 +276,7 @@ def test_command_reports_and_proves_the_result(hf_checkpoint, tmp_path):
     # The engine's plan, measured as served here (CPU: float32): 1 full-attention
     # layer grows by 2 (K, V) × 2 heads × 16 dims × 4 bytes = 256 B a token, the
     # sliding one holds its 32-token window: 8.19 KB.
-    assert "256 B per token (1 layers) + 8.19 KB per sequence" in report
+    assert "256 B per token (1 layers) + 8.19 kB per sequence" in report
     assert "(8 tokens," in report
     again = run_cli(tmp_path, "convert", str(hf_checkpoint), str(out))
     assert again.returncode == 1

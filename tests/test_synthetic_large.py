@@ -15,8 +15,7 @@ from safetensors import safe_open
 from mlx_gen.loading import cast_for_backend, check_weights
 from mlx_gen.synthetic import Preset, ensure_model
 from mlx_gen.synthetic_large import GPT_OSS_20B, build_quantized, quantized_layout
-
-GIB = 1 << 30
+from mlx_gen.units import GB
 
 # The full-size layout at a few MB: every dimension still a multiple of 64.
 REDUCED = Preset(
@@ -175,7 +174,7 @@ def test_full_size_builds_loads_and_stays_under_16_gib(tmp_path_factory):
         cast_for_backend(model)
         out = list(mlx_lm.stream_generate(model, tokenizer, "Hello", max_tokens=2))
         assert out[-1].generation_tokens == 2
-        assert mx.get_peak_memory() < 16 * GIB
+        assert mx.get_peak_memory() < 16 * GB
     finally:
         # 12 GB: never leave it to pytest's kept temporary directories.
         shutil.rmtree(cache, ignore_errors=True)

@@ -18,8 +18,8 @@ from rich.table import Table
 
 from mlx_gen.bench.engine_bench import PointResult
 from mlx_gen.blas import blas_in_use
+from mlx_gen.units import GB, format_bytes
 
-GB = 10**9
 # The product's targets, for GPT-OSS-20B on a 32 GB Apple Silicon Mac.
 TARGET_DECODE_TPS = 150.0
 TARGET_PEAK_BYTES = 16 * GB
@@ -184,12 +184,6 @@ def _num(value: float | None, fmt: str = "{:.1f}") -> str:
     return "–" if value is None else fmt.format(value)
 
 
-def _bytes(n: float | None) -> str:
-    if n is None:
-        return "–"
-    return f"{n / GB:.2f} GB" if n >= GB else f"{n / 10**6:.1f} MB"
-
-
 def _shown(row: dict[str, Any]) -> tuple[str, str]:
     unit, target, measured = row["unit"], row["target"], row["measured"]
     if unit == "s":
@@ -197,7 +191,7 @@ def _shown(row: dict[str, Any]) -> tuple[str, str]:
             measured and measured * 1000, "{:.0f} ms"
         )
     if unit == "bytes":
-        return f"{target / GB:.0f} GB", _bytes(measured)
+        return f"{target / GB:.0f} GB", format_bytes(measured)
     return f"{target:.0f} {unit}", _num(measured, "{:.1f} " + unit)
 
 
@@ -252,7 +246,9 @@ def print_report(console: Console, report: dict[str, Any]) -> None:
     console.print(report["targets"]["why"], style="yellow", soft_wrap=True)
     rss = report["process_max_rss_bytes"]
     if rss is not None:
-        console.print(f"Process peak resident memory: {_bytes(rss)}", highlight=False)
+        console.print(
+            f"Process peak resident memory: {format_bytes(rss)}", highlight=False
+        )
     console.print(
         f"Measured on: [bold]{hw['accelerator']}[/] · {hw['device']} · CPU "
         f"{hw['cpu']} ({hw['cpu_cores']} cores) · {hw['memory_bytes'] / GB:.1f} GB"

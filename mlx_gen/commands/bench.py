@@ -220,14 +220,8 @@ async def _serve(args: argparse.Namespace, console: Console) -> dict[str, Any]:
         "hardware": machine,
         "hardware_text": hardware_line(machine, base_url),
         "levels": summaries,
-        "targets": target_checks(summaries),
+        "targets": target_checks(summaries, model),
     }
-
-
-def _default_label(base_url: str, server: str | None) -> str:
-    """host:port, and the server's software when it names it ('uvicorn')."""
-    where = urlparse(base_url).netloc
-    return f"{where} ({server.split()[0]})" if server else where
 
 
 def _print_report(console: Console, report: dict[str, Any]) -> None:
@@ -239,7 +233,9 @@ def _print_report(console: Console, report: dict[str, Any]) -> None:
         console.print(
             "output tokens counted as streamed chunks: the server sent no usage"
         )
-    console.print(targets_table(report["targets"], report["hardware_text"]))
+    console.print(
+        targets_table(report["targets"], report["hardware_text"], report["model"])
+    )
 
 
 def _compare(files: list[Path]) -> int:

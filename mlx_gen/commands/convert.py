@@ -23,6 +23,7 @@ from rich.table import Table
 
 from mlx_gen.commands import CommandError
 from mlx_gen.settings import Settings
+from mlx_gen.units import format_bytes
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -128,13 +129,6 @@ def _progress(console: Console) -> _StageProgress:
     )
 
 
-def _size(n: float) -> str:
-    for unit, scale in (("GB", 1e9), ("MB", 1e6), ("KB", 1e3)):
-        if n >= scale:
-            return f"{n / scale:.2f} {unit}"
-    return f"{n:.0f} B"
-
-
 def _report(console: Console, result: Any, proof: Any) -> None:
     table = Table(title=f"Converted → {result.out_dir}", show_header=False)
     table.add_row("recipe", result.recipe.name)
@@ -143,7 +137,7 @@ def _report(console: Console, result: Any, proof: Any) -> None:
         table.add_row("[yellow]left unquantized", ", ".join(result.unquantized))
     table.add_row("unquantized dtype", result.dtype or "as in the checkpoint")
     table.add_row("bits per weight", f"{result.bits_per_weight:.3f}")
-    table.add_row("size on disk", _size(result.disk_bytes))
+    table.add_row("size on disk", format_bytes(result.disk_bytes))
     if proof is not None:
         _memory_rows(table, proof)
         rate = len(proof.token_ids) / proof.seconds if proof.seconds else 0.0
@@ -159,21 +153,24 @@ def _memory_rows(table: Table, proof: Any) -> None:
 
     backend = "Metal" if mx.metal.is_available() else "CPU, float32"
     shape = proof.shape
-    table.add_row(f"weights in memory ({backend})", _size(shape.weights_bytes))
-    kv = f"{_size(shape.kv_bytes_per_token)} per token ({shape.full_layers} layers)"
+    table.add_row(f"weights in memory ({backend})", format_bytes(shape.weights_bytes))
+    kv = format_bytes(shape.kv_bytes_per_token)
+    kv += f" per token ({shape.full_layers} layers)"
     if shape.fixed_bytes_per_sequence:
-        kv += f" + {_size(shape.fixed_bytes_per_sequence)} per sequence (sliding)"
+        kv += (
+            f" + {format_bytes(shape.fixed_bytes_per_sequence)} per sequence (sliding)"
+        )
     table.add_row("KV cache", kv)
     for tokens in (8192, 131072):
         need = shape.weights_bytes + shape.fixed_bytes_per_sequence
         need += tokens * shape.kv_bytes_per_token
-        table.add_row(f"1 × {tokens:,} tokens", _size(need))
+        table.add_row(f"1 × {tokens:,} tokens", format_bytes(need))
     plan = proof.plan
     if plan is None:
         table.add_row("[red]engine plan", proof.plan_error)
         return
     table.add_row(
         "engine plan",
-        f"budget {plan.budget_bytes / 2**30:.1f} GiB: room for"
+        f"budget {format_bytes(plan.budget_bytes)}: room for"
         f" {plan.kv_token_budget:,} KV tokens, longest sequence {plan.max_context:,}",
     )

@@ -6,6 +6,7 @@ import argparse
 import os
 from pathlib import Path
 
+from rich import box
 from rich.console import Console
 from rich.filesize import decimal
 from rich.table import Table
@@ -15,24 +16,36 @@ from mlx_gen.settings import Settings
 
 
 def run(args: argparse.Namespace, settings: Settings) -> int:
-    table = Table(title=f"Models (default: {settings.model})", title_justify="left")
+    entries = list(load_registry(settings.registry_file).values())
+    table = Table(
+        title=f"Models (default: {settings.model})",
+        title_justify="left",
+        box=box.SIMPLE_HEAD,
+        show_edge=False,
+        pad_edge=False,
+        caption="Models not on disk are fetched on first use: synthetic ones are "
+        "built offline, hub ones downloaded once.",
+        caption_justify="left",
+    )
     table.add_column("name", no_wrap=True)
-    table.add_column("source", overflow="fold")
-    table.add_column("quantization", no_wrap=True)
+    # Where a model comes from is what this table is for: rich shrinks the
+    # widest columns first, so the source keeps a floor and "on disk" wraps.
+    longest_source = max((len(e.source) for e in entries), default=6)
+    table.add_column("source", overflow="fold", min_width=min(longest_source, 24))
+    table.add_column("quant", no_wrap=True)
     table.add_column("context", justify="right", no_wrap=True)
-    table.add_column("local", no_wrap=True)
-    table.add_column("size", justify="right", no_wrap=True)
-    for entry in load_registry(settings.registry_file).values():
+    table.add_column("on disk", no_wrap=True)
+    for entry in entries:
         local, path = availability(entry, settings.cache_dir / "synthetic")
-        size = decimal(directory_size(path)) if path is not None else "-"
+        if path is not None:
+            local = f"{local}, {decimal(directory_size(path))}"
         name = f"[bold]{entry.name}[/]" if entry.name == settings.model else entry.name
         table.add_row(
             name,
             entry.source,
             entry.quantization,
-            f"{entry.context_length:,}",
+            context_label(entry.context_length),
             local,
-            size,
         )
     Console().print(table)
     return 0
@@ -45,13 +58,13 @@ def availability(entry: ModelEntry, synthetic_cache: Path) -> tuple[str, Path | 
 
         path = model_dir(entry.synthetic_preset, synthetic_cache)
         if (path / "config.json").is_file():
-            return "yes (synthetic)", path
-        return "built on use", None
+            return "yes", path
+        return "no", None
     if entry.kind == "hub":
         from mlx_gen.hub import cached_snapshot
 
         path = cached_snapshot(entry.source)
-        return ("yes", path) if path is not None else ("no: downloads on use", None)
+        return ("yes", path) if path is not None else ("no", None)
     if entry.local_path.is_dir():
         return "yes", entry.local_path
     return "missing", None
@@ -64,3 +77,8 @@ def directory_size(path: Path) -> int:
         for root, _, names in os.walk(path)
         for name in names
     )
+
+
+def context_label(tokens: int) -> str:
+    """131072 -> "128K": context lengths are powers of two in practice."""
+    return f"{tokens // 1024}K" if tokens % 1024 == 0 else f"{tokens:,}"

@@ -33,6 +33,7 @@ from mlx_gen.engine.distributed_load import init_group, load_sharded
 from mlx_gen.engine.distributed_prefix import PrefixMirror
 from mlx_gen.engine.model_runner import ModelRunner
 from mlx_gen.engine.types import ModelTooLarge
+from mlx_gen.units import format_bytes
 
 if TYPE_CHECKING:
     from mlx_gen.settings import Settings
@@ -107,7 +108,7 @@ def agree(group: mx.distributed.Group, config: EngineConfig) -> Terms:
     devices = mx.distributed.all_gather(mine, group=group)
     payload, configured = shared.tolist()
     smallest = min(devices.tolist())
-    # Not capped at the single machine's 16 GiB: a model split across
+    # Not capped at the single machine's 16 GB: a model split across
     # machines is one that does not fit one.
     budget = configured or smallest
     return Terms(payload=payload, budget_bytes=budget)
@@ -135,10 +136,6 @@ def gather_memory(group: mx.distributed.Group, model: nn.Module) -> list[RankMem
     mine = [weights_bytes(model), mx.get_active_memory(), mx.get_peak_memory()]
     rows = mx.distributed.all_gather(mx.array([mine], dtype=mx.int64), group=group)
     return [RankMemory(i, *row) for i, row in enumerate(rows.tolist())]
-
-
-def _mib(n: int) -> str:
-    return f"{n / (1 << 20):.2f} MiB"
 
 
 class _Row:
@@ -180,8 +177,9 @@ class Follower:
                 limits = memory.apply_limits(plan, device)
                 logger.info(
                     "this rank's share: weights %s, KV cache %s tokens",
-                    _mib(plan.plan.weights_bytes), f"{plan.plan.kv_token_budget:,}",
-                )  # fmt: skip
+                    format_bytes(plan.plan.weights_bytes),
+                    f"{plan.plan.kv_token_budget:,}",
+                )
                 while self.follow():
                     pass
         finally:
@@ -241,9 +239,12 @@ def follow_unless_leader(settings: Settings, config: EngineConfig) -> int | None
     terms = agree(group, config)
     logger.info(
         "rank %d of %d: %s loaded, %s held (%s at peak); following rank 0",
-        group.rank(), group.size(), loaded.name, _mib(weights_bytes(loaded.model)),
-        _mib(mx.get_peak_memory()),
-    )  # fmt: skip
+        group.rank(),
+        group.size(),
+        loaded.name,
+        format_bytes(weights_bytes(loaded.model)),
+        format_bytes(mx.get_peak_memory()),
+    )
     channel = PlanChannel(group, terms.payload)
     follower = Follower(loaded.model, channel, rank_config(config, terms))
     try:

@@ -18,10 +18,11 @@ import mlx.nn as nn
 from mlx.utils import tree_flatten
 from mlx_lm.models.cache import KVCache, RotatingKVCache, make_prompt_cache
 
-from mlx_gen.engine.config import GIB, EngineConfig
+from mlx_gen.engine.config import EngineConfig
 from mlx_gen.engine.types import MemoryPlan, ModelTooLarge
+from mlx_gen.units import GB, format_bytes
 
-DEFAULT_BUDGET_CAP = 16 * GIB
+DEFAULT_BUDGET_CAP = 16 * GB
 # mlx-lm's batch KV caches grow in steps of 256 tokens.
 ALLOC_SLACK = 256
 # The attention fallback materializes about three float32 copies of the
@@ -205,18 +206,17 @@ def plan_memory(shape: ModelShape, config: EngineConfig, device: Device) -> Memo
 
 
 def _too_large(plan: MemoryPlan, need: int, context: int, device: Device) -> str:
-    def gib(n: int) -> str:
-        return f"{n / GIB:.2f} GiB" if n >= GIB // 10 else f"{n / (1 << 20):.1f} MiB"
-
+    size = format_bytes
     text = (
-        f"The model does not fit the memory budget: weights {gib(plan.weights_bytes)},"
-        f" headroom {gib(plan.headroom_bytes)}, prefix cache"
-        f" {gib(plan.prefix_cache_bytes)}, working memory and a KV cache for one"
-        f" {context}-token sequence need {gib(need)} in all, but the budget is"
-        f" {gib(plan.budget_bytes)} (device {gib(device.total_bytes)},"
-        f" recommended working set {gib(device.recommended_bytes)})."
+        f"The model does not fit the memory budget: weights"
+        f" {size(plan.weights_bytes)}, headroom {size(plan.headroom_bytes)}, prefix"
+        f" cache {size(plan.prefix_cache_bytes)}, working memory and a KV cache for"
+        f" one {context}-token sequence need {size(need)} in all, but the budget is"
+        f" {size(plan.budget_bytes)} (device {size(device.total_bytes)},"
+        f" recommended working set {size(device.recommended_bytes)})."
     )
     if device.metal and need > device.recommended_bytes:
+        # The sysctl counts binary megabytes.
         mb = math.ceil((need + plan.headroom_bytes) / (1 << 20))
         text += (
             " Raise the GPU wired memory limit with"

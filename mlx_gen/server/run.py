@@ -24,6 +24,7 @@ from starlette.applications import Starlette
 from mlx_gen.server.served import ServedModel
 from mlx_gen.server.state import AppState
 from mlx_gen.settings import Settings
+from mlx_gen.units import format_bytes
 
 logger = logging.getLogger("mlx_gen.server")
 
@@ -42,9 +43,10 @@ def check_exposure(settings: Settings, n_keys: int) -> str | None:
     if n_keys or is_loopback(settings.host) or settings.allow_public_without_auth:
         return None
     return (
-        f"refusing to listen on {settings.host} without an API key: set api_keys "
-        "or api_key_file (MLX_GEN_API_KEYS, --api-keys), listen on 127.0.0.1, or "
-        "set allow_public_without_auth if the network is trusted"
+        f"refusing to listen on {settings.host} without an API key: give one with "
+        "--api-key KEY or --api-key-file FILE (MLX_GEN_API_KEY_FILE), listen on "
+        "loopback with --host 127.0.0.1, or pass --allow-public-without-auth "
+        "(MLX_GEN_ALLOW_PUBLIC_WITHOUT_AUTH=1) if the network is trusted"
     )
 
 
@@ -76,12 +78,6 @@ def configure_logging(level: str) -> None:
     access.propagate = False
 
 
-def _size(n: int) -> str:
-    if n >= 1 << 30:
-        return f"{n / (1 << 30):.2f} GiB"
-    return f"{n / (1 << 20):.1f} MiB"
-
-
 def panel(settings: Settings, served: ServedModel, url: str, n_keys: int) -> Panel:
     grid = Table.grid(padding=(0, 2))
     grid.add_column(style="bold")
@@ -92,8 +88,9 @@ def panel(settings: Settings, served: ServedModel, url: str, n_keys: int) -> Pan
     if plan is not None:
         grid.add_row(
             "Memory plan",
-            f"weights {_size(plan.weights_bytes)}, KV cache {plan.kv_token_budget:,} "
-            f"tokens, budget {_size(plan.budget_bytes)}",
+            f"weights {format_bytes(plan.weights_bytes)}, KV cache"
+            f" {plan.kv_token_budget:,} tokens,"
+            f" budget {format_bytes(plan.budget_bytes)}",
         )
     grid.add_row("Context", f"{served.max_context:,} tokens per sequence")
     if n_keys:

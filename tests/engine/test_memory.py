@@ -11,7 +11,6 @@ from mlx.utils import tree_flatten
 from mlx_lm.models import gpt_oss
 
 from mlx_gen.engine import EngineConfig, LLMEngine
-from mlx_gen.engine.config import GIB
 from mlx_gen.engine.memory import (
     Device,
     detect_device,
@@ -21,6 +20,7 @@ from mlx_gen.engine.memory import (
 )
 from mlx_gen.engine.types import ModelTooLarge
 from mlx_gen.settings import Settings
+from mlx_gen.units import GB
 
 
 def gpt_oss_20b_layout(**small) -> gpt_oss.Model:
@@ -52,7 +52,7 @@ def test_kv_bytes_come_from_the_full_attention_layers_only():
     assert shape.fixed_bytes_per_sequence == 12 * 128 * per_layer
     assert shape.n_heads == 64
     # The measurement: 2,048 queries over 8,192 keys took 12.1 GiB.
-    assert 12 * GIB <= prefill_transient(shape, 2048, 8192) <= 12.5 * GIB
+    assert 12 * 2**30 <= prefill_transient(shape, 2048, 8192) <= 12.5 * 2**30
 
 
 def test_the_tiny_model_plan(tiny_model):
@@ -99,7 +99,7 @@ def test_a_model_that_cannot_fit_is_refused_at_start_with_the_numbers(tiny_model
     with pytest.raises(ModelTooLarge) as refused:
         engine.start()
     message = str(refused.value)
-    assert "weights 1.0 MiB" in message and "budget is 2.0 MiB" in message
+    assert "weights 1.03 MB" in message and "budget is 2.10 MB" in message
     assert "MLX_GEN_MEMORY_BUDGET_GB" in message
     assert engine.stats().alive is False
 
@@ -107,8 +107,8 @@ def test_a_model_that_cannot_fit_is_refused_at_start_with_the_numbers(tiny_model
 def test_config_from_settings():
     settings = Settings(memory_budget_gb=8, prefix_cache_gb=0.5, max_batch_size=16)
     config = EngineConfig.from_settings(settings)
-    assert config.memory_budget_bytes == 8 * GIB
-    assert config.prefix_cache_bytes == GIB // 2
+    assert config.memory_budget_bytes == 8 * GB
+    assert config.prefix_cache_bytes == GB // 2
     assert config.max_batch_size == 16
     assert EngineConfig.from_settings(Settings()).memory_budget_bytes is None
 
@@ -125,16 +125,16 @@ def test_the_buffer_cache_limit_is_restored_at_shutdown(make_engine):
 
 def test_on_metal_a_model_beyond_the_working_set_names_the_sysctl():
     shape = measure_model(gpt_oss_20b_layout())
-    heavy = replace(shape, weights_bytes=30 * GIB)
-    mac = Device(total_bytes=32 * GIB, recommended_bytes=21 * GIB, metal=True)
-    config = EngineConfig(memory_budget_bytes=20 * GIB)
+    heavy = replace(shape, weights_bytes=30 * GB)
+    mac = Device(total_bytes=32 * GB, recommended_bytes=21 * GB, metal=True)
+    config = EngineConfig(memory_budget_bytes=20 * GB)
     with pytest.raises(ModelTooLarge) as refused:
         plan_memory(heavy, config, mac)
     message = str(refused.value)
-    assert "weights 30.00 GiB" in message and "budget is 20.00 GiB" in message
+    assert "weights 30.00 GB" in message and "budget is 20.00 GB" in message
     mb = int(message.split("iogpu.wired_limit_mb=")[1].split("`")[0])
-    assert mb * (1 << 20) > 31 * GIB  # enough for the weights and the rest
+    assert mb * (1 << 20) > 31 * GB  # enough for the weights and the rest
     # A model that fits: a working set for the wired limit inside the device's.
-    fits = plan_memory(replace(shape, weights_bytes=12 * GIB), EngineConfig(), mac)
-    assert fits.plan.budget_bytes == 16 * GIB  # the cap, under 21 GiB
+    fits = plan_memory(replace(shape, weights_bytes=12 * GB), EngineConfig(), mac)
+    assert fits.plan.budget_bytes == 16 * GB  # the cap, under 21 GB
     assert fits.plan.max_context >= 1024

@@ -18,7 +18,9 @@ import httpx
 import pytest
 from rich.console import Console
 
+from mlx_gen.cli import build_parser
 from mlx_gen.server.run import check_exposure, is_loopback, panel
+from mlx_gen.settings import Settings
 
 from .helpers import settings_for
 
@@ -51,7 +53,7 @@ def render(settings, served, n_keys: int) -> str:
 def test_panel_says_where_memory_and_auth(served):
     text = render(settings_for(rate_limit_rpm=60), served, 2)
     assert "http://127.0.0.1:8000/v1" in text
-    assert "Memory plan" in text and "KV cache" in text and "GiB" in text
+    assert "Memory plan" in text and "KV cache" in text and " GB" in text
     assert "on: 2 API keys" in text
     assert "60 requests/min" in text
     assert "off: no API key (loopback only)" in render(settings_for(), served, 0)
@@ -75,6 +77,17 @@ def test_refuses_a_public_address_without_keys(tmp_path):
     )  # fmt: skip
     assert done.returncode == 2
     assert "refusing to listen on 0.0.0.0 without an API key" in done.stderr
+
+
+def test_the_refusal_names_flags_and_variables_that_exist():
+    message = check_exposure(settings_for(host="0.0.0.0"), 0)
+    flags = re.findall(r"--[a-z][a-z-]+", message)
+    assert set(flags) >= {"--api-key", "--allow-public-without-auth", "--host"}
+    serve_flags = build_parser()._subparsers._group_actions[0].choices["serve"]
+    known = {flag for action in serve_flags._actions for flag in action.option_strings}
+    assert set(flags) <= known
+    for variable in re.findall(r"MLX_GEN_([A-Z_]+)", message):
+        assert variable.lower() in Settings.model_fields
 
 
 def _drain(stream, lines: queue.Queue) -> None:
