@@ -1,9 +1,12 @@
 import hashlib
 import json
+import math
 from pathlib import Path
 
+import mlx.core as mx
 import mlx_lm
 import pytest
+from mlx.utils import tree_flatten
 
 from mlx_gen.synthetic import HARMONY_SPECIAL_TOKENS, PRESETS, build_model, ensure_model
 
@@ -19,22 +22,31 @@ def test_preset_loads_with_mlx_lm_and_generates(preset, synthetic_cache):
     config = json.loads((path / "config.json").read_text())
     assert config["num_hidden_layers"] == len(model.layers)
     assert len(tokenizer.get_vocab()) == config["vocab_size"]
-    text = mlx_lm.generate(model, tokenizer, "hello", max_tokens=8)
-    assert isinstance(text, str)
+    steps = list(mlx_lm.stream_generate(model, tokenizer, "hello", max_tokens=8))
+    assert 1 <= len(steps) <= 8
+    assert all(0 <= step.token < config["vocab_size"] for step in steps)
+    assert all(math.isfinite(step.logprobs.max().item()) for step in steps)
 
 
-def test_bench_preset_is_the_benchmark_model():
-    config = PRESETS["bench"].config()
-    assert (config["hidden_size"], config["intermediate_size"]) == (512, 512)
-    assert config["num_hidden_layers"] == 4
-    assert config["layer_types"] == ["sliding_attention", "full_attention"] * 2
-    assert (config["num_local_experts"], config["num_experts_per_tok"]) == (8, 4)
-    assert (config["num_attention_heads"], config["num_key_value_heads"]) == (8, 2)
-    assert (config["head_dim"], config["sliding_window"]) == (64, 128)
-    assert config["vocab_size"] == 8192
-    assert config["rope_theta"] == 150000
-    assert config["rope_scaling"]["factor"] == 32.0
-    assert config["rope_scaling"]["original_max_position_embeddings"] == 4096
+def test_bench_preset_builds_the_benchmark_model(synthetic_cache):
+    """The model BENCHMARKING.md describes, as mlx-lm loads it from disk."""
+    model, tokenizer = mlx_lm.load(str(ensure_model("bench", synthetic_cache)))
+    args = model.args
+    assert (args.hidden_size, args.intermediate_size) == (512, 512)
+    assert args.layer_types == ["sliding_attention", "full_attention"] * 2
+    assert len(model.layers) == 4
+    assert (args.num_local_experts, args.num_experts_per_tok) == (8, 4)
+    assert (args.sliding_window, args.rope_theta) == (128, 150000)
+    assert args.rope_scaling["factor"] == 32.0
+    assert args.rope_scaling["original_max_position_embeddings"] == 4096
+    layer = dict(tree_flatten(model.layers[0].parameters()))
+    assert layer["self_attn.q_proj.weight"].shape == (8 * 64, 512)
+    assert layer["self_attn.k_proj.weight"].shape == (2 * 64, 512)
+    assert layer["mlp.experts.gate_proj.weight"].shape == (8, 512, 512)
+    assert layer["mlp.experts.gate_proj.weight"].dtype == mx.float32
+    assert len(tokenizer.get_vocab()) == 8192
+    parameters = sum(v.size for _, v in tree_flatten(model.parameters()))
+    assert 35e6 < parameters < 37e6  # "about 36 M parameters"
 
 
 def test_tiny_preset_is_about_one_megabyte(tiny_model_path):

@@ -6,6 +6,10 @@ import asyncio
 import math
 import random
 
+import mlx.core as mx
+import pytest
+
+from mlx_gen.engine.sampling import BatchSampling, make_key, make_processors, sample
 from mlx_gen.engine.types import GenerationRequest, SamplingParams
 
 from .helpers import collect, greedy, run
@@ -107,3 +111,80 @@ def test_n_choices_share_one_prefill(make_engine):
     assert again.tokens == out.tokens
     twins = run(collect(engine, greedy(p, 12, n=2)))
     assert twins.tokens[0] == twins.tokens[1]
+
+
+# Filters and processors on hand-made logits: exact sets and values.
+
+PROBS = [0.05, 0.5, 0.15, 0.3]  # token 1 is the most likely, then 3, 2, 0
+
+
+def kept_by(**params) -> set[int]:
+    """The tokens a filter keeps: drawn from 400 rows with different keys."""
+    rows = 400
+    logits = mx.log(mx.array([PROBS] * rows))
+    batch = BatchSampling.build([SamplingParams(**params)] * rows, len(PROBS))
+    keys = mx.stack([make_key(seed) for seed in range(rows)])
+    return set(sample(logits, keys, batch).tokens.tolist())
+
+
+def test_no_filter_draws_every_token():
+    assert kept_by(temperature=1.0) == {0, 1, 2, 3}
+
+
+def test_top_k_keeps_the_k_most_likely():
+    assert kept_by(temperature=1.0, top_k=2) == {1, 3}
+    assert kept_by(temperature=1.0, top_k=3) == {1, 2, 3}
+
+
+def test_top_p_keeps_the_smallest_set_reaching_p():
+    assert kept_by(temperature=1.0, top_p=0.75) == {1, 3}  # 0.5 + 0.3
+    assert kept_by(temperature=1.0, top_p=0.9) == {1, 2, 3}  # 0.5 + 0.3 + 0.15
+    assert kept_by(temperature=1.0, top_p=0.5) == {1}
+
+
+def test_min_p_keeps_tokens_within_a_fraction_of_the_best():
+    assert kept_by(temperature=1.0, min_p=0.2) == {1, 2, 3}  # p >= 0.1
+    assert kept_by(temperature=1.0, min_p=0.5) == {1, 3}  # p >= 0.25
+
+
+def test_each_row_filters_with_its_own_parameters():
+    params = [
+        SamplingParams(temperature=1.0, top_k=2),
+        SamplingParams(temperature=1.0, min_p=0.5),
+        SamplingParams(temperature=1.0),
+        SamplingParams(temperature=1.0, top_p=0.5),
+    ]
+    rows = [p for p in params for _ in range(100)]
+    batch = BatchSampling.build(rows, len(PROBS))
+    logits = mx.log(mx.array([PROBS] * len(rows)))
+    keys = mx.stack([make_key(seed) for seed in range(len(rows))])
+    tokens = sample(logits, keys, batch).tokens.tolist()
+    kept = [set(tokens[i : i + 100]) for i in range(0, len(rows), 100)]
+    assert kept == [{1, 3}, {1, 3}, {0, 1, 2, 3}, {1}]
+
+
+def process(params: SamplingParams, prompt_len: int, tokens: list[int]) -> list:
+    logits = mx.array([[2.0, -1.0, 0.5, 3.0, 1.0]])
+    for processor in make_processors(params, prompt_len):
+        logits = processor(mx.array(tokens), logits)
+    return logits[0].tolist()
+
+
+def test_repetition_penalty_divides_positive_and_multiplies_negative_logits():
+    # Over the whole context, prompt included; each token once however often.
+    out = process(SamplingParams(repetition_penalty=2.0), 2, [0, 1, 1, 4])
+    assert out == pytest.approx([1.0, -2.0, 0.5, 3.0, 0.5])
+
+
+def test_frequency_and_presence_penalties_count_generated_tokens_only():
+    # Prompt [3, 0]; generated [0, 2, 2]: token 2 twice, token 0 once.
+    params = SamplingParams(frequency_penalty=0.5, presence_penalty=1.0)
+    out = process(params, 2, [3, 0, 0, 2, 2])
+    assert out == pytest.approx([2.0 - 0.5 - 1.0, -1.0, 0.5 - 1.0 - 1.0, 3.0, 1.0])
+    only_prompt = process(params, 2, [3, 0])
+    assert only_prompt == pytest.approx([2.0, -1.0, 0.5, 3.0, 1.0])
+
+
+def test_logit_bias_adds_to_the_named_tokens():
+    out = process(SamplingParams(logit_bias={1: 5.0, 4: -2.5}), 0, [0])
+    assert out == pytest.approx([2.0, 4.0, 0.5, 3.0, -1.5])

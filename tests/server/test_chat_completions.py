@@ -60,8 +60,24 @@ def test_plain_answer_has_the_openai_shape(server, client):
     assert usage.prompt_tokens == prompt_count(server, messages=HI)
     assert 1 <= usage.completion_tokens <= 8
     assert usage.total_tokens == usage.prompt_tokens + usage.completion_tokens
-    assert usage.prompt_tokens_details.cached_tokens >= 0
-    assert usage.completion_tokens_details.reasoning_tokens >= 0
+
+
+def test_a_repeated_prompt_reports_its_cached_tokens(client, script, tiny_tokenizer):
+    script.ids = script_ids(tiny_tokenizer, THINK_THEN_ANSWER)
+    # Words no other test sends: only the shared system prompt can be cached.
+    messages = [{"role": "user", "content": "cached " * 64 + "zebra quartz"}]
+    first = client.chat.completions.create(
+        model=MODEL, messages=messages, max_tokens=64
+    ).usage
+    again = client.chat.completions.create(
+        model=MODEL, messages=messages, max_tokens=64
+    ).usage
+    assert again.prompt_tokens == first.prompt_tokens
+    cached_before = first.prompt_tokens_details.cached_tokens
+    cached_now = again.prompt_tokens_details.cached_tokens
+    # The whole prompt but the user's words was new the first time.
+    assert cached_before < first.prompt_tokens - 64
+    assert cached_before + 64 <= cached_now < again.prompt_tokens
 
 
 def test_reasoning_and_content_are_separated(client, script, tiny_tokenizer):
