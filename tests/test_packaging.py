@@ -3,10 +3,13 @@ repository, where users read it first, and the installed package still finds it.
 
 from __future__ import annotations
 
+import ast
 import os
+import re
 import shutil
 import subprocess
 import sys
+from importlib import metadata
 from pathlib import Path
 
 import pytest
@@ -72,3 +75,37 @@ def test_a_non_editable_install_lists_the_shipped_models(
     assert result.returncode == 0, result.stderr
     names = {line.split()[0] for line in result.stdout.splitlines() if line.strip()}
     assert {"demo", "tiny", "bench", "gpt-oss-20b"} <= names
+
+
+def test_what_the_commands_import_is_installed_without_extras():
+    """`pip install .` alone must be enough for every sub-command (the test
+    extra is for tests), e.g. `mlx-gen chat --url` and its openai client."""
+    runtime = {
+        re.split(r"[<>=!~; \[]", requirement)[0].lower()
+        for requirement in metadata.requires("mlx-gen-server") or []
+        if "extra ==" not in requirement
+    }
+    imported = set()
+    for path in (REPO / "mlx_gen").rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Import):
+                imported |= {alias.name.split(".")[0] for alias in node.names}
+            elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
+                imported.add(node.module.split(".")[0])
+    third_party = {
+        name
+        for name in imported - set(sys.stdlib_module_names) - {"mlx_gen"}
+        if name != "tomli"  # the backport, for Python 3.10 only
+    }
+    # pydantic pins its own core exactly: its errors are part of its API.
+    distribution = {"pydantic_core": "pydantic", "mlx_lm": "mlx-lm"}
+    distribution |= {"sse_starlette": "sse-starlette"}
+    distribution |= {"huggingface_hub": "huggingface-hub"}
+    distribution |= {
+        "pydantic_settings": "pydantic-settings",
+        "prometheus_client": "prometheus-client",
+    }
+    missing = {
+        name for name in third_party if distribution.get(name, name) not in runtime
+    }
+    assert missing == set()
