@@ -11,6 +11,7 @@ from mlx_lm.tokenizer_utils import load
 from mlx_gen.chat import TemplateFormat, collect, format_for
 from mlx_gen.chat.base import ContentDelta, ReasoningDelta
 from mlx_gen.chat.template import ThinkParser
+from mlx_gen.engine.detokenizer import decoder_for
 
 from .helpers import write_chatml_tokenizer
 
@@ -89,7 +90,8 @@ def test_think_tags_written_by_the_model(tmp_path: Path) -> None:
 
 
 def test_tags_split_over_several_tokens_are_held_back(chatml_tokenizer: Any) -> None:
-    parser = ThinkParser(chatml_tokenizer, set(), ("[[think]]", "[[/think]]"), False)
+    text = decoder_for(chatml_tokenizer).stream()
+    parser = ThinkParser(text, set(), ("[[think]]", "[[/think]]"), False)
     ids = encode(chatml_tokenizer, "a [[think]]b[[/think]]c [[thin")
     events = []
     for token_id in ids:
