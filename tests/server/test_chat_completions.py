@@ -35,11 +35,6 @@ WEATHER_TOOL = {
 HI = [{"role": "user", "content": "Hi"}]
 
 
-@pytest.fixture
-def client(server) -> openai.OpenAI:
-    return openai.OpenAI(base_url=server.url("/v1"), api_key="none", max_retries=0)
-
-
 def prompt_count(server, **body) -> int:
     response = httpx.post(server.url("/tokenize"), json={"model": MODEL, **body})
     return response.json()["count"]
