@@ -146,3 +146,19 @@ def test_templates_mlx_lm_renders_in_python(tmp_path: Path) -> None:
     rendered = format_for(tokenizer).render([{"role": "user", "content": "Hi there"}])
     assert "Hi there" in rendered.text
     assert tokenizer.decode(rendered.token_ids) == rendered.text
+
+
+def test_streamed_text_is_the_decoded_text_even_inside_characters(
+    tmp_path: Path,
+) -> None:
+    tokenizer = load(write_chatml_tokenizer(tmp_path, PLAIN_TEMPLATE))
+    content = " Answer:  你好 🙂."
+    ids = encode(tokenizer, content + "<|im_end|>")
+    assert len(ids) > len(content), "precondition: characters span ids"
+    parser = format_for(tokenizer).parser()
+    events = [e for token_id in ids for e in parser.feed([token_id])]
+    events += parser.finish()
+    texts = [e.text for e in events if isinstance(e, ContentDelta)]
+    assert not any("\ufffd" in text for text in texts)
+    # Exactly what the tokenizer decodes: the leading space is the model's.
+    assert "".join(texts) == content == tokenizer.decode(ids[:-1])

@@ -243,3 +243,30 @@ def test_stop_string_is_cut_from_the_content(client, script, tiny_tokenizer):
     )
     text = "".join(c.choices[0].delta.content or "" for c in stream if c.choices)
     assert text == "Hel"
+
+
+def test_characters_split_across_tokens_arrive_whole(client, script, tiny_tokenizer):
+    reasoning, content = "Größe 😀", " 你好 🙂!"
+    script.ids = script_ids(
+        tiny_tokenizer,
+        f"<|channel|>analysis<|message|>{reasoning}<|end|>"
+        f"<|start|>assistant<|channel|>final<|message|>{content}<|return|>",
+    )
+    emoji = tiny_tokenizer.encode("🙂", add_special_tokens=False)
+    assert len(emoji) > 1, "precondition: a character spans tokens"
+    chunks = list(
+        client.chat.completions.create(
+            model=MODEL, messages=HI, max_tokens=64, stream=True, logprobs=True
+        )
+    )
+    deltas = [c.choices[0].delta for c in chunks if c.choices]
+    contents = [d.content or "" for d in deltas]
+    reasonings = [getattr(d, "reasoning", None) or "" for d in deltas]
+    assert ("".join(reasonings), "".join(contents)) == (reasoning, content)
+    assert not any("\ufffd" in text for text in contents + reasonings)
+    # Each token's logprob entry carries its own bytes, part of a character or not.
+    entries = [e for c in chunks if c.choices and c.choices[0].logprobs
+               for e in c.choices[0].logprobs.content]  # fmt: skip
+    assert len(entries) == len(script.ids)
+    raw = b"".join(bytes(e.bytes) for e in entries)
+    assert content.encode() in raw and reasoning.encode() in raw
