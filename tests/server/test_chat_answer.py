@@ -181,6 +181,16 @@ def test_stop_strings_skip_reasoning_and_headers(harmony, tiny_tokenizer, stop):
     assert choice["finish_reason"] == "stop" and ended == []
 
 
+@pytest.mark.parametrize("stop", ["Paris", "get_weather", "json"])
+def test_stop_strings_skip_tool_calls(harmony, tiny_tokenizer, stop):
+    ans = answer(harmony, tiny_tokenizer, stops=[stop])
+    fed(ans, events_of(script_ids(tiny_tokenizer, TOOL_CALL)))
+    choice = ans.response()["choices"][0]
+    (call,) = choice["message"]["tool_calls"]
+    assert call["function"]["arguments"] == '{"city":"Paris"}'
+    assert choice["finish_reason"] == "tool_calls"
+
+
 def test_text_that_may_start_a_stop_string_waits_for_the_next_tokens(
     harmony, tiny_tokenizer
 ):
@@ -235,3 +245,25 @@ def test_with_one_call_the_turn_ends_after_the_first_complete_call(
         assert len(calls) == count
         assert json.loads(calls[0]["function"]["arguments"]) == {"city": "Paris"}
         assert ended == ([0] if one_call else [])
+
+
+def test_template_models_stop_on_the_content_not_the_thinking(tmp_path):
+    from chat.helpers import write_chatml_tokenizer
+    from mlx_lm.tokenizer_utils import load
+
+    from mlx_gen.chat import format_for
+
+    tokenizer = load(write_chatml_tokenizer(tmp_path))  # the prompt opens <think>
+    chatml = format_for(tokenizer)
+    ids = tokenizer.encode(
+        "Should I stop? No.</think>\n\nGoing on, then I stop here.<|im_end|>",
+        add_special_tokens=False,
+    )
+    ended: list[int] = []
+    ans = answer(chatml, tokenizer, stops=["stop"], ended=ended)
+    fed(ans, events_of(ids, reason=None))
+    assert ended == [0]
+    choice = ans.response()["choices"][0]
+    assert choice["message"]["reasoning"] == "Should I stop? No."
+    assert choice["message"]["content"] == "Going on, then I "
+    assert choice["finish_reason"] == "stop"
