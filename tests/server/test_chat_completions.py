@@ -231,20 +231,6 @@ def test_errors_arrive_as_sdk_exceptions(client):
     assert "4096" in too_long.value.message and "5000" in too_long.value.message
 
 
-def test_stop_string_is_cut_from_the_content(client, script, tiny_tokenizer):
-    script.ids = script_ids(tiny_tokenizer, "<|channel|>final<|message|>Hello there")
-    reply = client.chat.completions.create(
-        model=MODEL, messages=HI, max_tokens=64, stop=["there"]
-    )
-    assert reply.choices[0].message.content == "Hello "
-    assert reply.choices[0].finish_reason == "stop"
-    stream = client.chat.completions.create(
-        model=MODEL, messages=HI, max_tokens=64, stop="lo t", stream=True
-    )
-    text = "".join(c.choices[0].delta.content or "" for c in stream if c.choices)
-    assert text == "Hel"
-
-
 def test_characters_split_across_tokens_arrive_whole(client, script, tiny_tokenizer):
     reasoning, content = "Größe 😀", " 你好 🙂!"
     script.ids = script_ids(
