@@ -230,7 +230,7 @@ def test_load_engine_from_a_directory_and_settings(tiny_model_path):
         max_batch_size=2,
     )
     with load_engine(tiny_model_path, settings) as engine:
-        assert engine.plan.budget_bytes == 512 << 20
+        assert engine.plan.budget_bytes == 500_000_000  # 0.5 GB, decimal
         out = run(collect(engine, greedy([1, 2, 3], 5)))
         assert len(out.tokens[0]) == 5 or out.final[0].finish_reason == "stop"
     assert engine.stats().alive is False
