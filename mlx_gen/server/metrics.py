@@ -51,6 +51,21 @@ class Metrics:
             "KV cache tokens the memory plan allows",
             registry=r,
         )
+        self.prefix_cache = Gauge(
+            "mlx_gen_prefix_cache_bytes",
+            "Bytes of KV snapshots held by the prefix cache",
+            registry=r,
+        )
+        self.mlx_active = Gauge(
+            "mlx_gen_mlx_active_memory_bytes",
+            "Bytes in live MLX arrays (weights, KV caches, working memory)",
+            registry=r,
+        )
+        self.mlx_cache = Gauge(
+            "mlx_gen_mlx_cache_memory_bytes",
+            "Bytes of freed MLX buffers kept for reuse (bounded by the memory plan)",
+            registry=r,
+        )
         self.ttft = Histogram(
             "mlx_gen_time_to_first_token_seconds",
             "Arrival to first generated token",
@@ -106,6 +121,9 @@ class Metrics:
         self.running.set(stats.running)
         self.kv_used.set(stats.kv_tokens_used)
         self.kv_budget.set(stats.kv_tokens_budget)
+        self.prefix_cache.set(stats.prefix_cache_bytes)
+        self.mlx_active.set(stats.mlx_active_bytes)
+        self.mlx_cache.set(stats.mlx_cache_bytes)
 
     def render(self) -> bytes:
         return generate_latest(self.registry)
