@@ -10,6 +10,7 @@ import random
 import time
 from typing import Any
 
+from polling import wait_until
 from timing import Arrivals
 
 from mlx_gen.bench.engine_bench import random_prompts
@@ -119,14 +120,13 @@ def stream_generate_one(
 
 
 def wait_idle(engine: LLMEngine) -> None:
-    deadline = time.monotonic() + IDLE_TIMEOUT_S
-    while True:
+    def idle() -> bool:
         stats = engine.stats()
-        if stats.running == 0 and stats.waiting == 0:
-            return
-        if time.monotonic() > deadline:
-            raise AssertionError(f"the engine is still busy: {stats}")
-        time.sleep(0.01)
+        return stats.running == 0 and stats.waiting == 0
+
+    assert wait_until(idle, IDLE_TIMEOUT_S), (
+        f"the engine is still busy: {engine.stats()}"
+    )
 
 
 async def _probe_under_load(

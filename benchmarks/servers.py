@@ -7,13 +7,14 @@ import os
 import socket
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
+from polling import answers, wait_until
+from prometheus_client.parser import text_string_to_metric_families
 
 OPENBLAS = Path("/usr/lib/x86_64-linux-gnu/openblas-pthread/libblas.so.3")
 MLX_GEN = Path(sys.executable).with_name("mlx-gen")
@@ -85,18 +86,13 @@ def running(
 
 
 def _wait_ready(proc: subprocess.Popen, url: str, log_path: Path) -> None:
-    deadline = time.monotonic() + READY_TIMEOUT_S
-    while True:
+    def ready() -> bool:
         if proc.poll() is not None:
             raise RuntimeError(f"server exited: {log_path.read_text()[-2000:]}")
-        if time.monotonic() > deadline:
-            raise RuntimeError(f"server not ready in {READY_TIMEOUT_S:.0f} s")
-        try:
-            if httpx.get(url, timeout=2, trust_env=False).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.25)
+        return answers(url)
+
+    if not wait_until(ready, READY_TIMEOUT_S, interval=0.25):
+        raise RuntimeError(f"server not ready in {READY_TIMEOUT_S:.0f} s")
 
 
 def mlx_gen_serve(workdir: Path, env: dict) -> Iterator[Server]:
@@ -111,10 +107,35 @@ def mlx_lm_server(model_path: Path, workdir: Path, env: dict) -> Iterator[Server
     return running("mlx_lm.server", command, "/v1/models", path, workdir, env)
 
 
-def cached_prompt_tokens(server: Server) -> float:
-    """mlx-gen's count of prompt tokens served from its prefix cache so far."""
+@dataclass(frozen=True)
+class Counted:
+    """What mlx-gen's /metrics has counted of its chat completions so far."""
+
+    requests: float
+    cached_prompt_tokens: float  # served from its prefix cache
+
+
+def counted(server: Server) -> Counted:
     text = httpx.get(f"{server.url}/metrics", timeout=10, trust_env=False).text
-    for line in text.splitlines():
-        if line.startswith("mlx_gen_cached_prompt_tokens_total "):
-            return float(line.split()[1])
-    raise AssertionError("no mlx_gen_cached_prompt_tokens_total in /metrics")
+    requests = cached = 0.0
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            if sample.name == "mlx_gen_cached_prompt_tokens_total":
+                cached = sample.value
+            elif (
+                sample.name == "mlx_gen_requests_total"
+                and sample.labels.get("endpoint") == "/v1/chat/completions"
+            ):
+                requests += sample.value
+    return Counted(requests, cached)
+
+
+def cached_prompt_tokens_since(server: Server, before: Counted, requests: int) -> float:
+    """Prompt tokens served from the prefix cache by the `requests` chat
+    completions sent since `before`. The server counts a request after its
+    last byte went out: wait until it has counted them all."""
+    now = wait_until(
+        lambda: (c := counted(server)).requests >= before.requests + requests and c, 30
+    )
+    assert now, f"{requests} requests sent, counted: {counted(server)} vs {before}"
+    return now.cached_prompt_tokens - before.cached_prompt_tokens

@@ -13,10 +13,10 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-import httpx
 import numpy as np
 import pytest
 from cli_run import MLX_GEN, cli_env, run_cli
+from polling import answers, wait_until
 
 from mlx_gen.bench.loadgen import (
     Level,
@@ -59,16 +59,12 @@ def _start(command: list[str], ready_path: str, home: Path, port: int) -> Iterat
         command, cwd=home, env=cli_env(home), stdout=log, stderr=log
     )
     try:
-        deadline = time.monotonic() + 90
-        while True:
+
+        def ready() -> bool:
             assert proc.poll() is None, (home / "server.log").read_text()[-2000:]
-            assert time.monotonic() < deadline, "server not ready in 90 s"
-            try:
-                if httpx.get(url + ready_path, timeout=2).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.25)
+            return answers(url + ready_path)
+
+        assert wait_until(ready, 90, interval=0.25), "server not ready in 90 s"
         yield url
     finally:
         proc.terminate()

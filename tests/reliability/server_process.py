@@ -11,11 +11,11 @@ import re
 import signal
 import subprocess
 import sys
-import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import httpx
+from polling import answers, wait_until
 
 MODEL = "tiny"
 _PANEL_URL = re.compile(r"http://127\.0\.0\.1:(\d+)/v1")
@@ -66,30 +66,19 @@ class ServerProcess:
                 self.command, cwd=self.workdir, env=self.env, stdout=out, stderr=err,
                 stdin=subprocess.DEVNULL,
             )  # fmt: skip
-        deadline = time.monotonic() + timeout
-        while not self.base:
-            self._check_running(deadline)
-            found = _PANEL_URL.search((self.workdir / "stdout").read_text())
-            if found:
-                self.base = f"http://127.0.0.1:{found.group(1)}"
-            time.sleep(0.05)
-        while not self._ready():
-            self._check_running(deadline)
-            time.sleep(0.05)
+        if not wait_until(self._ready, timeout, interval=0.05):
+            raise TimeoutError(f"the server did not get ready: {self.log()[-3000:]}")
         return self
 
-    def _check_running(self, deadline: float) -> None:
+    def _ready(self) -> bool:
+        """Its panel gave the address, and /ready answers 200; raises if it exited."""
         assert self.proc is not None
         if self.proc.poll() is not None:
             raise RuntimeError(f"the server exited: {self.log()[-3000:]}")
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"the server did not get ready: {self.log()[-3000:]}")
-
-    def _ready(self) -> bool:
-        try:
-            return httpx.get(self.url("/ready"), timeout=5).status_code == 200
-        except httpx.TransportError:
-            return False
+        if not self.base:
+            found = _PANEL_URL.search((self.workdir / "stdout").read_text())
+            self.base = f"http://127.0.0.1:{found.group(1)}" if found else ""
+        return bool(self.base) and answers(self.url("/ready"))
 
     def alive(self) -> bool:
         return self.proc is not None and self.proc.poll() is None
@@ -118,14 +107,8 @@ class ServerProcess:
         """Wait until the engine runs nothing, queues nothing, holds no KV."""
         names = ("mlx_gen_running_sequences", "mlx_gen_queue_length",
                  "mlx_gen_kv_tokens_used")  # fmt: skip
-        deadline = time.monotonic() + timeout
-        while True:
-            gauges = self.gauges()
-            if not any(gauges[name] for name in names):
-                return True
-            if time.monotonic() > deadline:
-                return False
-            time.sleep(0.05)
+        gauges = self.gauges
+        return wait_until(lambda: not any(gauges()[n] for n in names), timeout, 0.05)
 
     def no_eos_bias(self) -> dict[str, int]:
         """A logit bias that keeps the model from ending early: a stream of
