@@ -145,6 +145,8 @@ class MemoryPlan:
     transient_bytes: int = 0
     prefix_cache_bytes: int = 0
     device_bytes: int = 0
+    # What MLX's buffer cache may keep of freed buffers (the prefill reserve).
+    cache_limit_bytes: int = 0
 
 
 @dataclass

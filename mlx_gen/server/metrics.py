@@ -56,6 +56,11 @@ class Metrics:
             "Bytes of KV snapshots held by the prefix cache",
             registry=r,
         )
+        self.prefix_cache_limit = Gauge(
+            "mlx_gen_prefix_cache_limit_bytes",
+            "Bytes the prefix cache may hold, as the memory plan allows",
+            registry=r,
+        )
         self.mlx_active = Gauge(
             "mlx_gen_mlx_active_memory_bytes",
             "Bytes in live MLX arrays (weights, KV caches, working memory)",
@@ -63,7 +68,12 @@ class Metrics:
         )
         self.mlx_cache = Gauge(
             "mlx_gen_mlx_cache_memory_bytes",
-            "Bytes of freed MLX buffers kept for reuse (bounded by the memory plan)",
+            "Bytes of freed MLX buffers kept for reuse",
+            registry=r,
+        )
+        self.mlx_cache_limit = Gauge(
+            "mlx_gen_mlx_cache_limit_bytes",
+            "Bytes MLX's buffer cache may keep, as the memory plan allows",
             registry=r,
         )
         self.ttft = Histogram(
@@ -124,6 +134,9 @@ class Metrics:
         self.prefix_cache.set(stats.prefix_cache_bytes)
         self.mlx_active.set(stats.mlx_active_bytes)
         self.mlx_cache.set(stats.mlx_cache_bytes)
+        if stats.plan is not None:
+            self.prefix_cache_limit.set(stats.plan.prefix_cache_bytes)
+            self.mlx_cache_limit.set(stats.plan.cache_limit_bytes)
 
     def render(self) -> bytes:
         return generate_latest(self.registry)

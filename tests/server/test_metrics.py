@@ -76,4 +76,9 @@ def test_memory_gauges_follow_the_engine(make_server, engine):
     # Live arrays hold at least the weights; the prompt's KV snapshot is kept.
     assert value(found, "mlx_gen_mlx_active_memory_bytes") >= engine.plan.weights_bytes
     assert value(found, "mlx_gen_prefix_cache_bytes") == stats.prefix_cache_bytes > 0
+    prefix_limit = value(found, "mlx_gen_prefix_cache_limit_bytes")
+    assert prefix_limit == engine.plan.prefix_cache_bytes > 0
+    limit = value(found, "mlx_gen_mlx_cache_limit_bytes")
+    assert 0 < limit == engine.plan.cache_limit_bytes
     assert ("mlx_gen_mlx_cache_memory_bytes", ()) in found
+    assert value(found, "mlx_gen_mlx_cache_memory_bytes") <= limit
