@@ -3,11 +3,14 @@
     PYTHONPATH=tests python benchmarks/soak_memory.py --out soak-reference.csv
     LD_PRELOAD=/usr/lib/x86_64-linux-gnu/openblas-pthread/libblas.so.3 \
         PYTHONPATH=tests python benchmarks/soak_memory.py --out soak-openblas.csv
+    MALLOC_MMAP_THRESHOLD_=131072 MALLOC_ARENA_MAX=2 \
+        PYTHONPATH=tests python benchmarks/soak_memory.py --out soak-steady-malloc.csv
 
-Run from the repository root. Starts the server as tests/reliability/test_soak.py
-does (same flags, same traffic), and every --interval seconds records the
-server's RSS and the engine's gauges from /metrics: MLX active memory, MLX's
-buffer cache, the prefix cache's bytes and the KV tokens in use. A last row is
+Run from the repository root; the server inherits the environment (a preloaded
+BLAS, glibc's malloc settings). It starts the server with the soak test's flags
+and traffic (tests/reliability/soak_traffic.py) and every --interval seconds
+records its RSS and, from /metrics, MLX's active memory, MLX's buffer cache and
+the prefix cache (each with its limit) and the KV tokens in use. A last row is
 taken once the traffic has stopped and the engine is idle. Writes the samples
 as CSV and prints them as a Markdown table, one row a minute.
 """
