@@ -108,12 +108,10 @@ def test_a_choice_aborted_while_waiting_never_takes_a_row(make_engine):
     async def scenario():
         busy = greedy([1, 2], LONG)
         running = asyncio.create_task(collect(engine, busy))
-        while not engine.stats().running:
-            await asyncio.sleep(0.001)
+        assert await wait_until_async(lambda: engine.stats().running, 10)
         request = greedy([3, 4], 6, n=2)  # two rows: it waits behind `busy`
         waiting = asyncio.create_task(collect(engine, request))
-        while not engine.stats().waiting:
-            await asyncio.sleep(0.001)
+        assert await wait_until_async(lambda: engine.stats().waiting, 10)
         engine.abort(request.request_id, 1)
         engine.abort(busy.request_id)  # after: the choice is aborted while waiting
         await running
