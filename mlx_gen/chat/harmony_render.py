@@ -142,17 +142,18 @@ def _message(
 
 
 def _conversation(pieces: list[Piece], messages: list[Message]) -> None:
-    # A turn ends at a user message or an answer without tool calls; only the
-    # reasoning of the turn still calling tools is shown to the model again.
-    ends = [i for i, m in enumerate(messages) if _ends_turn(m)]
-    open_turn_from = ends[-1] + 1 if ends else 0
+    # Reasoning that led to a final answer is never shown again: only that of
+    # the assistant messages after the last final answer is kept (a turn
+    # still calling tools keeps its reasoning, even across user messages).
+    finals = [i for i, m in enumerate(messages) if _is_final_answer(m)]
+    keep_reasoning_after = finals[-1] if finals else -1
     tool_names: dict[str, str] = {}
     for i, message in enumerate(messages):
         role = message.get("role")
         if role == "user":
             _message(pieces, "user", content_text(message.get("content")))
         elif role == "assistant":
-            _assistant(pieces, message, i >= open_turn_from, tool_names)
+            _assistant(pieces, message, i > keep_reasoning_after, tool_names)
         elif role == "tool":
             name = tool_names.get(message.get("tool_call_id")) or message.get("name")
             if not name:
@@ -169,9 +170,9 @@ def _conversation(pieces: list[Piece], messages: list[Message]) -> None:
             raise ValueError(f"unsupported message role: {role!r}")
 
 
-def _ends_turn(message: Message) -> bool:
-    role = message.get("role")
-    return role == "user" or (role == "assistant" and not message.get("tool_calls"))
+def _is_final_answer(message: Message) -> bool:
+    """An assistant message without tool calls: rendered on the final channel."""
+    return message.get("role") == "assistant" and not message.get("tool_calls")
 
 
 def _assistant(

@@ -149,3 +149,36 @@ def test_preamble_beside_tool_calls_goes_to_commentary(
         "<|start|>functions.get_weather to=assistant<|channel|>commentary"
         "<|message|>warm<|end|>"
     )
+
+
+def test_reasoning_of_a_turn_that_never_answered_is_kept_after_a_user_message(
+    harmony: HarmonyFormat,
+) -> None:
+    # The tool turn was interrupted by the user: it never ended in a final
+    # answer, so its reasoning is not dropped (issue 12, row 12).
+    messages = [*TOOL_TURN, {"role": "user", "content": "Never mind."}]
+    text = harmony.render(messages, tools=[WEATHER_TOOL]).text
+    assert text.endswith(
+        "<|start|>user<|message|>Weather in Oslo?<|end|>"
+        "<|start|>assistant<|channel|>analysis<|message|>"
+        "Need the weather tool.<|end|>"
+        "<|start|>assistant to=functions.get_weather<|channel|>commentary "
+        '<|constrain|>json<|message|>{"city":"Oslo"}<|call|>'
+        "<|start|>functions.get_weather to=assistant<|channel|>commentary"
+        '<|message|>{"temp": -3}<|end|>'
+        "<|start|>user<|message|>Never mind.<|end|>"
+        "<|start|>assistant"
+    )
+
+
+def test_reasoning_before_the_last_final_answer_is_dropped_even_if_unanswered(
+    harmony: HarmonyFormat,
+) -> None:
+    messages = [
+        *TOOL_TURN,
+        {"role": "user", "content": "Never mind."},
+        {"role": "assistant", "content": "OK.", "reasoning": "Fine."},
+        {"role": "user", "content": "Thanks"},
+    ]
+    text = harmony.render(messages, tools=[WEATHER_TOOL]).text
+    assert "<|channel|>analysis" not in text
