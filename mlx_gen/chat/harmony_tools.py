@@ -81,12 +81,8 @@ def typescript_type(schema: Any, indent: str = "") -> str:
         return _object_type(schema, indent)
     if kind == "string":
         values = schema.get("enum")
-        literals = (
-            [f'"{v}"' for v in values if isinstance(v, str)]
-            if isinstance(values, list)
-            else []
-        )
-        return " | ".join(literals) or "string"
+        values = values if isinstance(values, list) else []
+        return " | ".join(f'"{v}"' for v in values if isinstance(v, str)) or "string"
     if kind in ("number", "integer"):
         return "number"
     if kind == "boolean":

@@ -295,9 +295,10 @@ class RequestGenerator:
                 break
             for _ in range(self.rng.choice([0, 0, 1, 2])):
                 messages += self.tool_round(tool_names, ids)
-            if last and messages[-1]["role"] == "tool" and self.chance(0.7):
-                self.use("unfinished tool turn")
-                break
+            if messages[-1]["role"] == "tool" and self.chance(0.7 if last else 0.3):
+                # Unanswered: the last turn, or one the user interrupted.
+                self.use("unfinished tool turn" if last else "interrupted tool turn")
+                continue
             messages.append(self.assistant(None))
         if any(m["role"] in ("system", "developer") for m in messages):
             self.use("system message")

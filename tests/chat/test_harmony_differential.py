@@ -52,6 +52,7 @@ REQUIRED_FEATURES = {
     "preamble",
     "tool result",
     "unfinished tool turn",
+    "interrupted tool turn",
     "finished turn",
     "several finished turns",
     "system message",
