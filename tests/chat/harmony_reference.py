@@ -171,13 +171,17 @@ def _drop_analysis_before_last_final(messages: list[Message]) -> list[Message]:
 
 
 def reference_parse(
-    encoding: HarmonyEncoding, completion: list[int]
+    encoding: HarmonyEncoding, completion: list[int], ended: bool = True
 ) -> list[tuple[str | None, str | None, str]]:
-    """(channel, recipient, text) of each message openai-harmony's parser reads."""
+    """(channel, recipient, text) of each message openai-harmony's parser reads.
+
+    `ended`: the completion is whole; else only the messages it closed count.
+    """
     parser = StreamableParser(encoding, role=Role.ASSISTANT)
     for token in completion:
         parser.process(token)
-    parser.process_eos()
+    if ended:
+        parser.process_eos()
     return [
         (m.channel, m.recipient, "".join(c.text for c in m.content))
         for m in parser.messages

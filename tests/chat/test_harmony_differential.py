@@ -15,7 +15,13 @@ from typing import Any
 import pytest
 
 from mlx_gen.chat import HarmonyFormat
-from mlx_gen.chat.base import MessageEnd, ToolCallStart
+from mlx_gen.chat.base import (
+    ContentDelta,
+    MessageEnd,
+    ReasoningDelta,
+    ToolCallArgumentsDelta,
+    ToolCallStart,
+)
 from mlx_gen.chat.harmony_tokens import control_token_ids
 from mlx_gen.server.schemas import ChatCompletionRequest
 
@@ -141,10 +147,20 @@ def test_tiny_vocabulary_gets_the_same_prompt(
     )
 
 
+ROUTES = {
+    ReasoningDelta: "reasoning",
+    ContentDelta: "content",
+    ToolCallArgumentsDelta: "tool call",
+}
+
+
 def parsed_messages(
     chat_format: HarmonyFormat, ids: list[int], rng: random.Random
-) -> list[tuple[str | None, str | None, str]]:
-    """(channel, recipient, text) of each message, from ids fed in random chunks."""
+) -> list[tuple[str | None, str | None, str, set[str]]]:
+    """Each message's channel, recipient, text and where its text went.
+
+    The ids are fed in random chunks, as a stream delivers them.
+    """
     parser = chat_format.parser()
     events = []
     start = 0
@@ -154,16 +170,24 @@ def parsed_messages(
         start += size
     events += parser.finish()
     messages = []
-    recipient, texts = None, []
+    recipient, texts, routes = None, [], set()
     for event in events:
         if isinstance(event, ToolCallStart):
             recipient = f"functions.{event.name}"
         elif isinstance(event, MessageEnd):
-            messages.append((event.channel, recipient, "".join(texts)))
-            recipient, texts = None, []
+            messages.append((event.channel, recipient, "".join(texts), routes))
+            recipient, texts, routes = None, [], set()
         else:
             texts.append(event.text)
+            routes.add(ROUTES[type(event)])
     return messages
+
+
+def route(channel: str | None, recipient: str | None) -> str:
+    """Where harmony says a message's text goes in an OpenAI answer."""
+    if recipient:
+        return "tool call"
+    return "reasoning" if channel == "analysis" else "content"
 
 
 @pytest.mark.parametrize("seed", range(COMPLETIONS))
@@ -177,7 +201,16 @@ def test_parser_reads_what_openai_harmony_reads(
     assert [(channel, recipient) for channel, recipient, _ in expected] == [
         (channel, recipient) for channel, recipient, _ in spec
     ]
-    assert parsed_messages(gpt_oss_harmony, completion, rng) == expected
+    parsed = parsed_messages(gpt_oss_harmony, completion, rng)
+    assert [message[:3] for message in parsed] == expected
+    for channel, recipient, _, routes in parsed:
+        assert routes <= {route(channel, recipient)}
+    # Cut anywhere (a length limit, a dropped client), it still never raises
+    # and keeps the text of every message it finished.
+    cut = rng.randrange(len(completion))
+    parsed = parsed_messages(gpt_oss_harmony, completion[:cut], rng)
+    closed = reference_parse(reference, completion[:cut], ended=False)
+    assert [message[:3] for message in parsed[: len(closed)]] == closed
 
 
 def test_tool_call_history_round_trips_through_the_parser(
