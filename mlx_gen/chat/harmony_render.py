@@ -5,6 +5,19 @@ encoded with special-token matching off, so a user who types `<|end|>` sends
 those seven characters, never the token. Pieces are encoded one by one (as
 harmony's reference renderer does), and `text` is their concatenation, which
 is exactly what the ids decode to.
+
+The reference is OpenAI's `openai-harmony` (0.0.8), and this renderer is
+token-identical to it on GPT-OSS's tokenizer (tests/chat/harmony_reference.py
+holds the mapping of a request, test_harmony_differential.py the proof).
+mlx-gen keeps its own renderer rather than calling the library, as vLLM does,
+because that is simpler to keep right here: the library renders o200k ids
+only, so every other vocabulary (the synthetic models) would need its text
+re-tokenized with control tokens told apart from look-alike user text; it
+needs the o200k vocabulary file and a native extension at run time; and the
+part where mistakes happen, mapping an OpenAI request to harmony messages
+(the three documented departures from the library's defaults), is mlx-gen's
+code either way. The differential suite, run offline in CI, catches any
+drift, and moving to a new library version is a deliberate pin change.
 """
 
 from __future__ import annotations
