@@ -19,11 +19,15 @@ def harmony_tokenizer(tiny_model: tuple[Any, Any]) -> Any:
     return tiny_model[1]
 
 
-@pytest.fixture(scope="session")
-def harmony(harmony_tokenizer: Any) -> HarmonyFormat:
-    chat_format = format_for(harmony_tokenizer, today=GOLDEN_DATE)
+def harmony_format(tokenizer: Any) -> HarmonyFormat:
+    chat_format = format_for(tokenizer, today=GOLDEN_DATE)
     assert isinstance(chat_format, HarmonyFormat)
     return chat_format
+
+
+@pytest.fixture(scope="session")
+def harmony(harmony_tokenizer: Any) -> HarmonyFormat:
+    return harmony_format(harmony_tokenizer)
 
 
 @pytest.fixture(scope="session")
@@ -60,9 +64,7 @@ def gpt_oss_tokenizer(synthetic_cache: Path) -> Any:
 
 @pytest.fixture(scope="session")
 def gpt_oss_harmony(gpt_oss_tokenizer: Any) -> HarmonyFormat:
-    chat_format = format_for(gpt_oss_tokenizer, today=GOLDEN_DATE)
-    assert isinstance(chat_format, HarmonyFormat)
-    return chat_format
+    return harmony_format(gpt_oss_tokenizer)
 
 
 @pytest.fixture(scope="session")
