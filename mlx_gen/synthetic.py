@@ -22,7 +22,7 @@ import tempfile
 from dataclasses import asdict, dataclass, field
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 # Bump when the bytes a preset produces change, so stale caches are rebuilt.
 FORMAT_VERSION = 1
@@ -53,7 +53,7 @@ class Preset:
     sliding_window: int
     vocab_size: int
     # "trained": a small BPE of the preset's size; "o200k_harmony": GPT-OSS's own.
-    vocabulary: str = "trained"
+    vocabulary: Literal["trained", "o200k_harmony"] = "trained"
     max_position_embeddings: int = 131072
     rope_scaling: dict[str, Any] = field(
         default_factory=lambda: {

