@@ -55,7 +55,7 @@ def function_of(tool: Tool) -> dict[str, Any]:
 
 
 def text_lines(text: str) -> list[str]:
-    """Lines as Rust's `str::lines` gives them: split on `\n` and `\r\n` only."""
+    """Lines as Rust's `str::lines` gives them: split at LF or CRLF, nothing else."""
     lines = text.split("\n")
     last = lines.pop()
     lines = [line.removesuffix("\r") for line in lines]
@@ -99,8 +99,9 @@ def _object_type(schema: dict[str, Any], indent: str) -> str:
     parts.append("{\n")
     properties = schema.get("properties")
     if isinstance(properties, dict):
-        required = schema.get("required")
-        required = set(required) if isinstance(required, list) else set()
+        listed = schema.get("required")
+        listed = listed if isinstance(listed, list) else []
+        required = {name for name in listed if isinstance(name, str)}
         for key, field in properties.items():
             field = field if isinstance(field, dict) else {}
             mark = "" if key in required else "?"

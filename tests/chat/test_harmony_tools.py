@@ -295,6 +295,17 @@ def test_scalar_and_union_types(schema: object, expected: str) -> None:
     assert typescript_type(schema) == expected
 
 
+def test_malformed_schema_parts_are_skipped_as_the_library_skips_them() -> None:
+    parameters = {
+        "type": "object",
+        "properties": {"a": {"type": "string"}, "b": "not a schema"},
+        "required": [["a"], {"b": 1}, "a"],
+    }
+    assert render_functions_namespace([tool("f", parameters=parameters)]) == body(
+        "type f = (_: {\na: string,\nb?: any,\n}) => any;"
+    )
+
+
 def test_tool_without_a_name_is_rejected() -> None:
     with pytest.raises(ValueError, match="name"):
         render_functions_namespace([{"type": "function", "function": {}}])
