@@ -17,6 +17,7 @@ from urllib.parse import urlparse
 from rich.table import Table
 
 from mlx_gen.bench.loadgen import LevelRun
+from mlx_gen.hosts import is_loopback
 from mlx_gen.units import GB
 
 PERCENTILES = (50, 95, 99)
@@ -113,17 +114,12 @@ def hardware() -> dict[str, Any]:
     }
 
 
-def is_loopback(url: str) -> bool:
-    host = urlparse(url).hostname or ""
-    return host in ("localhost", "::1") or host.startswith("127.")
-
-
 def hardware_line(info: dict[str, Any], url: str) -> str:
     ram = f"{info['ram_bytes'] / GB:.0f} GB RAM" if info["ram_bytes"] else "RAM ?"
     kind = "Apple Silicon" if info["apple_silicon"] else "not Apple Silicon"
     where = (
         "client and server on this machine (loopback)"
-        if is_loopback(url)
+        if is_loopback(urlparse(url).hostname or "")
         else "client on this machine; the server's hardware is not known here"
     )
     return (

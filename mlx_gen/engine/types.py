@@ -45,6 +45,9 @@ class GenerationRequest:
     prompt_token_ids: list[int]
     sampling: SamplingParams = field(default_factory=SamplingParams)
     request_id: str = field(default_factory=lambda: uuid.uuid4().hex)
+    # Who asked, as the client named them (OpenAI's `user`); the engine does
+    # not read it, a test hook wrapped around the engine may.
+    user: str | None = None
     # Extra processors run on the engine thread (tests use them to force tokens).
     logits_processors: list[LogitsProcessor] = field(default_factory=list)
 

@@ -1,31 +1,34 @@
-"""The Starlette app: routes, middleware stack and lifespan."""
+"""The app factory: routes, middleware stack, lifespan and the test seam."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 from collections.abc import AsyncIterator
+from dataclasses import replace
 
 from starlette.applications import Starlette
-from starlette.datastructures import Headers
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
-from starlette.middleware.cors import CORSMiddleware
-from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from mlx_gen.server.access_log import AccessLogMiddleware
-from mlx_gen.server.auth import AuthMiddleware, KeyRing
-from mlx_gen.server.chat_completions import chat_completions
-from mlx_gen.server.completions import completions
 from mlx_gen.server.errors import APIError, api_error_handler, http_error_handler
-from mlx_gen.server.health import DrainGate, health, metrics, ready, warm_up
-from mlx_gen.server.limits import BodyLimitMiddleware, RateLimiter
+from mlx_gen.server.hooks import HookedEngine, RequestHook
 from mlx_gen.server.metrics import Metrics
-from mlx_gen.server.models import get_model, list_models
+from mlx_gen.server.middleware.access_log import AccessLogMiddleware
+from mlx_gen.server.middleware.auth import AuthMiddleware, KeyRing
+from mlx_gen.server.middleware.body_limit import BodyLimitMiddleware
+from mlx_gen.server.middleware.cors import OpenAICORSMiddleware
+from mlx_gen.server.middleware.drain import DrainGate
+from mlx_gen.server.rate_limits import RateLimiter
+from mlx_gen.server.readiness import warm_up
+from mlx_gen.server.routes.chat_completions import chat_completions
+from mlx_gen.server.routes.completions import completions
+from mlx_gen.server.routes.health import health, metrics, ready
+from mlx_gen.server.routes.models import get_model, list_models
+from mlx_gen.server.routes.tokenize import detokenize, tokenize
 from mlx_gen.server.served import ServedModel
 from mlx_gen.server.state import AppState
-from mlx_gen.server.tokenize import detokenize, tokenize
 from mlx_gen.settings import Settings
 
 ROUTES = [
@@ -41,22 +44,17 @@ ROUTES = [
 ]
 
 
-class OpenAICORSMiddleware(CORSMiddleware):
-    """Starlette's CORS, with its refused preflights in the OpenAI error shape."""
-
-    def preflight_response(self, request_headers: Headers) -> Response:
-        response = super().preflight_response(request_headers)
-        if response.status_code == 200:
-            return response
-        error = APIError(400, bytes(response.body).decode(), code="cors_rejected")
-        headers = {k: v for k, v in response.headers.items() if k.startswith("access")}
-        return JSONResponse(error.body(), status_code=400, headers=headers)
-
-
-def create_app(settings: Settings, served: ServedModel) -> Starlette:
+def create_app(
+    settings: Settings, served: ServedModel, request_hook: RequestHook | None = None
+) -> Starlette:
+    """The app serving `served`. `request_hook` is for tests only (see
+    server/hooks.py): it wraps the engine the routes submit to."""
+    hooked = served
+    if request_hook is not None:
+        hooked = replace(served, engine=HookedEngine(served.engine, request_hook))
     state = AppState(
         settings=settings,
-        served=served,
+        served=hooked,
         metrics=Metrics(),
         limiter=RateLimiter(settings.rate_limit_rpm, settings.rate_limit_tpm),
         keys=KeyRing(settings.all_api_keys()),
@@ -64,7 +62,7 @@ def create_app(settings: Settings, served: ServedModel) -> Starlette:
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        warming = asyncio.create_task(warm_up(state))
+        warming = asyncio.create_task(warm_up(state, served.engine))
         try:
             yield
         finally:

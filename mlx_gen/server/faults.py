@@ -23,6 +23,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from mlx_gen.engine.types import GenerationRequest
+from mlx_gen.server.hooks import RequestHook
 
 FAULT_USER_ENV = "MLX_GEN_TEST_FAULT_USER"
 KILL_SUFFIX = ":kill-engine"
@@ -59,22 +60,30 @@ def marker_from_env(environ: Mapping[str, str] = os.environ) -> str | None:
     return marker
 
 
-def arm(request: GenerationRequest, user: str | None, marker: str | None) -> None:
-    """Make `request` fail in the engine if its `user` names a fault."""
-    if marker is None or user is None:
-        return
-    fault: BaseException
-    if user == marker:
-        fault = InjectedFault(f"fault injected by {FAULT_USER_ENV}")
-    elif user == marker + KILL_SUFFIX:
-        fault = InjectedEngineDeath(f"engine killed by {FAULT_USER_ENV}")
-    else:
-        return
-    prompt_len = len(request.prompt_token_ids)
+def fault_hook(marker: str) -> RequestHook:
+    """Make a request fail in the engine if its `user` names a fault."""
 
-    def fail(tokens: Any, logits: Any) -> Any:
-        if tokens.size - prompt_len >= TOKENS_BEFORE_FAULT:
-            raise fault
-        return logits
+    def arm(request: GenerationRequest) -> None:
+        fault: BaseException
+        if request.user == marker:
+            fault = InjectedFault(f"fault injected by {FAULT_USER_ENV}")
+        elif request.user == marker + KILL_SUFFIX:
+            fault = InjectedEngineDeath(f"engine killed by {FAULT_USER_ENV}")
+        else:
+            return
+        prompt_len = len(request.prompt_token_ids)
 
-    request.logits_processors.append(fail)
+        def fail(tokens: Any, logits: Any) -> Any:
+            if tokens.size - prompt_len >= TOKENS_BEFORE_FAULT:
+                raise fault
+            return logits
+
+        request.logits_processors.append(fail)
+
+    return arm
+
+
+def hook_from_env(environ: Mapping[str, str] = os.environ) -> RequestHook | None:
+    """The fault hook `mlx-gen serve` installs, if the variable asks for one."""
+    marker = marker_from_env(environ)
+    return fault_hook(marker) if marker is not None else None

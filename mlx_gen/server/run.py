@@ -8,7 +8,6 @@ down and the process exits 0.
 
 from __future__ import annotations
 
-import ipaddress
 import logging
 import signal
 import socket
@@ -21,21 +20,13 @@ from rich.panel import Panel
 from rich.table import Table
 from starlette.applications import Starlette
 
+from mlx_gen.hosts import is_loopback
 from mlx_gen.server.served import ServedModel
 from mlx_gen.server.state import AppState
 from mlx_gen.settings import Settings
 from mlx_gen.units import format_bytes
 
 logger = logging.getLogger("mlx_gen.server")
-
-
-def is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host.strip("[]")).is_loopback
-    except ValueError:
-        return False  # a name other than localhost may resolve anywhere
 
 
 def check_exposure(settings: Settings, n_keys: int) -> str | None:
@@ -156,7 +147,7 @@ def serve(settings: Settings) -> int:
     """Run the server until SIGTERM / SIGINT; 0 after a graceful shutdown."""
     from mlx_gen.engine.types import EngineError
     from mlx_gen.server.app import create_app
-    from mlx_gen.server.faults import marker_from_env
+    from mlx_gen.server.faults import hook_from_env
 
     errors = Console(stderr=True)
     keys = settings.all_api_keys()
@@ -170,9 +161,9 @@ def serve(settings: Settings) -> int:
     except EngineError as exc:
         errors.print(f"[bold red]error:[/] {exc}")
         return 1
-    served.fault_marker = marker_from_env()  # tests only: see server/faults.py
     try:
-        app = create_app(settings, served)
+        # Tests only: no hook unless MLX_GEN_TEST_FAULT_USER is set (server/faults.py).
+        app = create_app(settings, served, request_hook=hook_from_env())
         try:
             sock = bind(settings.host, settings.port)
         except OSError as exc:

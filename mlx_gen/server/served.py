@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -38,11 +38,6 @@ class ServedModel:
     # Registry sampling defaults (temperature, top_p, top_k, min_p).
     sampling_defaults: dict[str, float] = field(default_factory=dict)
     created: int = field(default_factory=lambda: int(time.time()))
-    # A hook that sees every engine request before it is submitted. The
-    # server itself sets none; tests use it to force a scripted output.
-    prepare_request: Callable[[GenerationRequest], None] | None = None
-    # Test-only: the `user` marker that makes a request fail (server/faults.py).
-    fault_marker: str | None = None
 
     @classmethod
     def from_loaded(

@@ -6,9 +6,9 @@ from dataclasses import dataclass
 
 from starlette.requests import Request
 
-from mlx_gen.server.auth import KeyRing
-from mlx_gen.server.limits import RateLimiter
 from mlx_gen.server.metrics import Metrics
+from mlx_gen.server.middleware.auth import KeyRing
+from mlx_gen.server.rate_limits import RateLimiter
 from mlx_gen.server.served import ServedModel
 from mlx_gen.settings import Settings
 

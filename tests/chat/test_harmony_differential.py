@@ -23,7 +23,7 @@ from mlx_gen.chat.base import (
     ToolCallStart,
 )
 from mlx_gen.chat.harmony_tokens import control_token_ids
-from mlx_gen.server.schemas import ChatCompletionRequest
+from mlx_gen.server.schemas.chat import ChatCompletionRequest
 
 from .harmony_reference import (
     reference_completion,

@@ -165,10 +165,11 @@ def server(tiny_model_path: Path, tiny_model: Any) -> Iterator[Any]:
         tokenizer=tokenizer,
         max_context=4096,
         vocab_size=len(tokenizer),
-        prepare_request=script,
     )
     try:
-        with live(create_app(settings_for(api_keys=[KEY]), served)) as running:
+        with live(
+            create_app(settings_for(api_keys=[KEY]), served, request_hook=script)
+        ) as running:
             running.script = script
             yield running
     finally:

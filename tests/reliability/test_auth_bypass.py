@@ -10,7 +10,7 @@ import time
 
 import pytest
 
-from mlx_gen.server.auth import KeyRing
+from mlx_gen.server.middleware.auth import KeyRing
 
 from .clients import Outcome, is_openai_error, raw_exchange
 from .conftest import Launch

@@ -52,7 +52,7 @@ def script(session_script: Script) -> Iterator[Script]:
 
 
 @pytest.fixture(scope="session")
-def served(engine: Any, tiny_tokenizer: Any, harmony: Any, session_script: Script):
+def served(engine: Any, tiny_tokenizer: Any, harmony: Any) -> ServedModel:
     return ServedModel(
         name=MODEL,
         engine=engine,
@@ -60,16 +60,17 @@ def served(engine: Any, tiny_tokenizer: Any, harmony: Any, session_script: Scrip
         tokenizer=tiny_tokenizer,
         max_context=4096,
         vocab_size=len(tiny_tokenizer),
-        prepare_request=session_script,
     )
 
 
 @pytest.fixture(scope="module")
-def server(served: ServedModel) -> Iterator[LiveServer]:
-    """A server with the default settings: no keys, no limits."""
+def server(served: ServedModel, session_script: Script) -> Iterator[LiveServer]:
+    """A server with the default settings: no keys, no limits; `script` sets
+    what it answers."""
     from mlx_gen.server.app import create_app
 
-    with live(create_app(settings_for(), served)) as running:
+    app = create_app(settings_for(), served, request_hook=session_script)
+    with live(app) as running:
         yield running
 
 
@@ -82,14 +83,18 @@ def client(server: LiveServer) -> Any:
 
 
 @pytest.fixture
-def make_server(served: ServedModel) -> Iterator[Callable[..., LiveServer]]:
+def make_server(
+    served: ServedModel, session_script: Script
+) -> Iterator[Callable[..., LiveServer]]:
     """Start a server with these settings; stopped at the end of the test."""
     from mlx_gen.server.app import create_app
 
     started: list[LiveServer] = []
 
     def make(served_model: ServedModel = served, **overrides: Any) -> LiveServer:
-        app = create_app(settings_for(**overrides), served_model)
+        app = create_app(
+            settings_for(**overrides), served_model, request_hook=session_script
+        )
         started.append(LiveServer(app).start())
         return started[-1]
 

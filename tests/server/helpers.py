@@ -9,11 +9,14 @@ from contextlib import contextmanager
 from typing import Any
 
 import httpx
+import pytest
 import uvicorn
 from polling import wait_until
+from pydantic import BaseModel, ValidationError
 from starlette.applications import Starlette
 
 from mlx_gen.engine.types import GenerationRequest, LogitsProcessor
+from mlx_gen.server.errors import APIError, from_validation_error
 from mlx_gen.server.run import bind
 from mlx_gen.settings import Settings
 
@@ -47,7 +50,7 @@ def fail_after(n_tokens: int, prompt_len: int) -> LogitsProcessor:
 
 
 class Script:
-    """The served model's test hook: what the next requests are made to emit."""
+    """The app's request hook in tests: what the next requests are made to emit."""
 
     def __init__(self) -> None:
         self.ids: list[int] | None = None
@@ -131,3 +134,15 @@ def access_lines(caplog: Any, count: int, timeout: float = 5.0) -> list[dict]:
 
 def sse_lines(response: httpx.Response) -> list[str]:
     return [line for line in response.iter_lines() if line]
+
+
+def sse_payloads(lines: list[str]) -> list[dict]:
+    """The JSON objects of a stream's `data:` frames."""
+    return [json.loads(line[6:]) for line in lines if line.startswith("data: {")]
+
+
+def refusal(schema: type[BaseModel], body: dict) -> APIError:
+    """The 400 a body that `schema` refuses gets."""
+    with pytest.raises(ValidationError) as info:
+        schema.model_validate(body)
+    return from_validation_error(info.value)

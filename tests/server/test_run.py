@@ -19,20 +19,10 @@ from polling import answers, wait_until
 from rich.console import Console
 
 from mlx_gen.cli import build_parser
-from mlx_gen.server.run import check_exposure, is_loopback, panel
+from mlx_gen.server.run import check_exposure, panel
 from mlx_gen.settings import Settings
 
 from .helpers import settings_for
-
-
-@pytest.mark.parametrize(
-    ("host", "loopback"),
-    [("127.0.0.1", True), ("localhost", True), ("::1", True), ("[::1]", True),
-     ("127.8.9.10", True), ("0.0.0.0", False), ("::", False), ("192.168.1.5", False),
-     ("myhost.local", False)],
-)  # fmt: skip
-def test_loopback_hosts(host, loopback):
-    assert is_loopback(host) is loopback
 
 
 def test_public_bind_needs_keys_or_explicit_consent():

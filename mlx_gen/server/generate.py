@@ -1,0 +1,140 @@
+"""From a validated request to engine events: the model's limits, the one
+`SamplingParams` of a request, and the engine's refusals as HTTP errors."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Any
+
+from mlx_gen.engine.types import (
+    ContextLengthExceeded,
+    EngineDead,
+    EngineError,
+    GenerationEvent,
+    GenerationRequest,
+    QueueFull,
+    SamplingParams,
+)
+from mlx_gen.server.errors import APIError, bad_request, model_not_found, unavailable
+from mlx_gen.server.rate_limits import Reservation
+from mlx_gen.server.schemas.chat import ChatCompletionRequest
+from mlx_gen.server.schemas.completions import CompletionRequest
+from mlx_gen.server.served import ServedModel
+
+
+def check_model(served: ServedModel, name: str) -> None:
+    """Only the served model's own name is accepted: never a path."""
+    if name != served.name:
+        raise model_not_found(name)
+
+
+def context_error(prompt: int, completion: int, limit: int) -> APIError:
+    return APIError(
+        400,
+        f"This model's maximum context length is {limit} tokens. However, you "
+        f"requested {prompt + completion} tokens ({prompt} in the prompt, "
+        f"{completion} for the completion). Shorten the prompt or lower the "
+        "maximum number of tokens.",
+        param="messages",
+        code="context_length_exceeded",
+    )
+
+
+def resolve_max_tokens(
+    requested: int | None, prompt_tokens: int, served: ServedModel, default: int
+) -> int:
+    """The completion budget; prompt + budget must fit in the context."""
+    room = served.max_context - prompt_tokens
+    if requested is None:
+        if room < 1:
+            raise context_error(prompt_tokens, 1, served.max_context)
+        return min(default, room)
+    if requested > room:
+        raise context_error(prompt_tokens, requested, served.max_context)
+    return requested
+
+
+def check_token_ids(ids: list[int], served: ServedModel, param: str) -> None:
+    for token_id in ids:
+        if not 0 <= token_id < served.vocab_size:
+            raise bad_request(
+                f"Token id {token_id} is outside the vocabulary "
+                f"(0 to {served.vocab_size - 1}).",
+                param,
+            )
+
+
+def sampling_params(
+    body: ChatCompletionRequest | CompletionRequest,
+    served: ServedModel,
+    max_tokens: int,
+    stop_token_ids: list[int],
+    engine_stops: list[str],
+) -> SamplingParams:
+    """The one `SamplingParams` of a request: its fields over the registry's
+    defaults over the engine's. `engine_stops` are the stop strings the engine
+    matches in the raw text (a chat answer matches its own in the content)."""
+    defaults = served.sampling_defaults
+
+    def pick(name: str, fallback: float) -> Any:
+        value = getattr(body, name)
+        return value if value is not None else defaults.get(name, fallback)
+
+    bias = None
+    if body.logit_bias:
+        bias = {int(k): v for k, v in body.logit_bias.items()}
+        check_token_ids(list(bias), served, "logit_bias")
+    return SamplingParams(
+        max_tokens=max_tokens,
+        temperature=pick("temperature", 1.0),
+        top_p=pick("top_p", 1.0),
+        top_k=pick("top_k", 0),
+        min_p=pick("min_p", 0.0),
+        repetition_penalty=body.repetition_penalty or 1.0,
+        presence_penalty=body.presence_penalty or 0.0,
+        frequency_penalty=body.frequency_penalty or 0.0,
+        logit_bias=bias,
+        seed=body.seed,
+        stop=list(engine_stops),
+        stop_token_ids=list(stop_token_ids),
+        n=body.n or 1,
+        logprobs=body.top_logprobs_asked is not None,
+        top_logprobs=body.top_logprobs_asked or 0,
+    )
+
+
+def submit(
+    served: ServedModel,
+    prompt_ids: list[int],
+    sampling: SamplingParams,
+    request_id: str,
+    reservation: Reservation,
+    user: str | None = None,
+) -> AsyncIterator[GenerationEvent]:
+    """Hand the request to the engine; its refusals become HTTP errors (and
+    give back the rate-limit reservation)."""
+    gen = GenerationRequest(
+        prompt_token_ids=prompt_ids,
+        sampling=sampling,
+        request_id=request_id,
+        user=user,
+    )
+    try:
+        return served.engine.submit(gen)
+    except EngineError as exc:
+        reservation.settle(0)
+        raise _engine_refusal(exc) from None
+
+
+def _engine_refusal(exc: EngineError) -> APIError:
+    if isinstance(exc, ContextLengthExceeded):
+        return context_error(exc.prompt_tokens, exc.max_tokens, exc.limit)
+    if isinstance(exc, QueueFull):
+        return unavailable(
+            "The server is busy: too many requests are waiting. Retry shortly.",
+            code="server_overloaded",
+            retry_after=exc.retry_after,
+        )
+    if isinstance(exc, EngineDead):
+        return unavailable("The generation engine has stopped.", "engine_unavailable")
+    return bad_request(f"The engine refused the request: {exc}")

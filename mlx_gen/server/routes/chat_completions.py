@@ -1,0 +1,87 @@
+"""POST /v1/chat/completions."""
+
+from __future__ import annotations
+
+from functools import partial
+
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import Response
+
+from mlx_gen.chat.base import RenderedPrompt
+from mlx_gen.engine.detokenizer import decoder_for
+from mlx_gen.server.answers.base import new_id
+from mlx_gen.server.answers.chat import ChatAnswer
+from mlx_gen.server.answers.deliver import respond
+from mlx_gen.server.body import read_body
+from mlx_gen.server.context import info_of
+from mlx_gen.server.errors import bad_request
+from mlx_gen.server.generate import (
+    check_model,
+    resolve_max_tokens,
+    sampling_params,
+    submit,
+)
+from mlx_gen.server.schemas.chat import ChatCompletionRequest
+from mlx_gen.server.state import AppState, state_of
+
+
+def render_chat(
+    state: AppState, body: ChatCompletionRequest, add_generation_prompt: bool = True
+) -> RenderedPrompt:
+    """The prompt of a chat request (also what /tokenize shows)."""
+    if len(body.messages) > state.settings.max_messages:
+        raise bad_request(
+            f"Too many messages: {len(body.messages)}, the limit is "
+            f"{state.settings.max_messages}.",
+            "messages",
+        )
+    served = state.served
+    try:
+        return served.chat_format.render(
+            [m.to_format() for m in body.messages],
+            body.tools_for_format(),
+            body.effort or served.default_reasoning_effort,
+            add_generation_prompt,
+        )
+    except ValueError as exc:  # a conversation the format cannot express
+        raise bad_request(f"Invalid conversation: {exc}", "messages") from None
+
+
+async def chat_completions(request: Request) -> Response:
+    state = state_of(request)
+    served = state.served
+    info = info_of(request.scope)
+    body = await read_body(request, ChatCompletionRequest)
+    check_model(served, body.model)
+    info.model = served.name
+    # Rendering tokenizes the whole conversation: off the event loop.
+    prompt = await run_in_threadpool(render_chat, state, body)
+    n_prompt = len(prompt.token_ids)
+    max_tokens = resolve_max_tokens(
+        body.requested_max_tokens, n_prompt, served, state.settings.max_tokens_default
+    )
+    n = body.n or 1
+    reservation = state.limiter.admit(info.key_id, n_prompt + max_tokens * n)
+    # Stop strings apply to the answer's content, not to the raw text with
+    # the format's headers and reasoning that the engine sees.
+    stop_ids = served.chat_format.stop_token_ids
+    sampling = sampling_params(body, served, max_tokens, stop_ids, engine_stops=[])
+    request_id = new_id("chatcmpl")
+    answer = ChatAnswer(
+        request_id,
+        served.name,
+        n,
+        served.chat_format.parser,
+        decoder_for(served.tokenizer),
+        partial(served.engine.abort, request_id),
+        body.top_logprobs_asked,
+        stream=bool(body.stream),
+        include_usage=body.include_usage,
+        stops=list(body.stop or []),
+        one_call=body.parallel_tool_calls is False,
+    )
+    events = submit(
+        served, prompt.token_ids, sampling, request_id, reservation, body.user
+    )
+    return await respond(request, state, answer, events, reservation, n_prompt)
