@@ -167,7 +167,7 @@ def test_submit_refuses_before_returning(make_engine):
         with pytest.raises(InvalidRequest):
             engine.submit(greedy([1, 10**6], 4))
         with pytest.raises(InvalidRequest):
-            engine.submit(GenerationRequest([1], SamplingParams(top_p=0)))
+            engine.submit(GenerationRequest([1], SamplingParams(n=2)))
         # One request fills the batch; two wait; the queue is then full.
         busy = greedy([1, 2], LONG)
         running = asyncio.create_task(collect(engine, busy))
