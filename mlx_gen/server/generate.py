@@ -4,7 +4,9 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from typing import Any
+from typing import Any, TypeVar
+
+from starlette.requests import Request
 
 from mlx_gen.engine.types import (
     ContextLengthExceeded,
@@ -15,11 +17,50 @@ from mlx_gen.engine.types import (
     QueueFull,
     SamplingParams,
 )
+from mlx_gen.server.body import read_body
+from mlx_gen.server.context import info_of
 from mlx_gen.server.errors import APIError, bad_request, model_not_found, unavailable
 from mlx_gen.server.rate_limits import Reservation
 from mlx_gen.server.schemas.chat import ChatCompletionRequest
 from mlx_gen.server.schemas.completions import CompletionRequest
 from mlx_gen.server.served import ServedModel
+from mlx_gen.server.state import AppState, state_of
+
+GenerationBody = TypeVar("GenerationBody", ChatCompletionRequest, CompletionRequest)
+
+
+async def read_generation(
+    request: Request, schema: type[GenerationBody]
+) -> tuple[AppState, GenerationBody]:
+    """The app's state and the validated body of a request for the served model."""
+    state = state_of(request)
+    body = await read_body(request, schema)
+    check_model(state.served, body.model)
+    info_of(request.scope).model = state.served.name
+    return state, body
+
+
+def admit(
+    request: Request,
+    body: ChatCompletionRequest | CompletionRequest,
+    prompt_tokens: int,
+    stop_token_ids: list[int],
+    engine_stops: list[str],
+) -> tuple[SamplingParams, Reservation]:
+    """The request's sampling, once its budget fits in the context and in its
+    key's rate limits (the reservation is settled when the answer is done)."""
+    state = state_of(request)
+    served = state.served
+    max_tokens = resolve_max_tokens(
+        body.requested_max_tokens,
+        prompt_tokens,
+        served,
+        state.settings.max_tokens_default,
+    )
+    sampling = sampling_params(body, served, max_tokens, stop_token_ids, engine_stops)
+    key_id = info_of(request.scope).key_id
+    reservation = state.limiter.admit(key_id, prompt_tokens + max_tokens * sampling.n)
+    return sampling, reservation
 
 
 def check_model(served: ServedModel, name: str) -> None:

@@ -13,17 +13,10 @@ from mlx_gen.engine.detokenizer import decoder_for
 from mlx_gen.server.answers.base import new_id
 from mlx_gen.server.answers.chat import ChatAnswer
 from mlx_gen.server.answers.deliver import respond
-from mlx_gen.server.body import read_body
-from mlx_gen.server.context import info_of
 from mlx_gen.server.errors import bad_request
-from mlx_gen.server.generate import (
-    check_model,
-    resolve_max_tokens,
-    sampling_params,
-    submit,
-)
+from mlx_gen.server.generate import admit, read_generation, submit
 from mlx_gen.server.schemas.chat import ChatCompletionRequest
-from mlx_gen.server.state import AppState, state_of
+from mlx_gen.server.state import AppState
 
 
 def render_chat(
@@ -49,29 +42,20 @@ def render_chat(
 
 
 async def chat_completions(request: Request) -> Response:
-    state = state_of(request)
+    state, body = await read_generation(request, ChatCompletionRequest)
     served = state.served
-    info = info_of(request.scope)
-    body = await read_body(request, ChatCompletionRequest)
-    check_model(served, body.model)
-    info.model = served.name
     # Rendering tokenizes the whole conversation: off the event loop.
     prompt = await run_in_threadpool(render_chat, state, body)
     n_prompt = len(prompt.token_ids)
-    max_tokens = resolve_max_tokens(
-        body.requested_max_tokens, n_prompt, served, state.settings.max_tokens_default
-    )
-    n = body.n or 1
-    reservation = state.limiter.admit(info.key_id, n_prompt + max_tokens * n)
     # Stop strings apply to the answer's content, not to the raw text with
     # the format's headers and reasoning that the engine sees.
     stop_ids = served.chat_format.stop_token_ids
-    sampling = sampling_params(body, served, max_tokens, stop_ids, engine_stops=[])
+    sampling, reservation = admit(request, body, n_prompt, stop_ids, engine_stops=[])
     request_id = new_id("chatcmpl")
     answer = ChatAnswer(
         request_id,
         served.name,
-        n,
+        sampling.n,
         served.chat_format.parser,
         decoder_for(served.tokenizer),
         partial(served.engine.abort, request_id),

@@ -63,3 +63,7 @@ class CompletionRequest(SamplingFields):
     def top_logprobs_asked(self) -> int | None:
         """Alternatives per token; None when no logprobs are asked."""
         return self.logprobs
+
+    @property
+    def requested_max_tokens(self) -> int | None:
+        return self.max_tokens
