@@ -46,10 +46,24 @@ def events_of(ids: list[int], index: int = 0, reason: str | None = "stop"):
 
 def answer(harmony, tiny_tokenizer, n=1, top_logprobs=None, **kw) -> ChatAnswer:
     ended = kw.pop("ended", [])
+    kw.setdefault("stream", True)
     return ChatAnswer(
         "chatcmpl-1", "tiny", n, harmony.parser, decoder_for(tiny_tokenizer),
-        ended.append, top_logprobs, stream=True, include_usage=True, **kw,
+        ended.append, top_logprobs, include_usage=True, **kw,
     )  # fmt: skip
+
+
+def test_a_whole_answer_builds_no_chunks_and_equals_the_streamed_one(
+    harmony, tiny_tokenizer
+):
+    streamed = answer(harmony, tiny_tokenizer, top_logprobs=1)
+    whole = answer(harmony, tiny_tokenizer, top_logprobs=1, stream=False)
+    whole.created = streamed.created
+    ids = script_ids(tiny_tokenizer, THINK_THEN_ANSWER)
+    assert all(streamed.feed(e) for e in events_of(ids))
+    assert [whole.feed(e) for e in events_of(ids)] == [[] for _ in ids]
+    assert whole.response() == streamed.response()
+    assert whole.response()["choices"][0]["message"]["content"] == "Hello there"
 
 
 def deltas(chunks: list[dict]) -> list[dict]:
