@@ -20,13 +20,11 @@ from rich.console import Console
 from rich.markup import escape
 
 from mlx_gen.blas import maybe_reexec_with_openblas
-from mlx_gen.commands import CommandError
 from mlx_gen.commands.bench import add_arguments as add_bench_arguments
 from mlx_gen.commands.chat import add_arguments as add_chat_arguments
 from mlx_gen.commands.convert import add_arguments as add_convert_arguments
-from mlx_gen.loading import ModelLoadError
-from mlx_gen.registry import RegistryError
-from mlx_gen.settings import Settings, SettingsError, load_settings
+from mlx_gen.errors import CommandError, ModelLoadError, RegistryError, SettingsError
+from mlx_gen.settings import Settings, load_settings
 
 # Settings whose flag is repeatable, under a singular name.
 _LIST_FLAGS = {

@@ -37,9 +37,10 @@ from mlx_lm.utils import load_model as mlx_load_model
 from mlx_gen.engine.config import EngineConfig
 from mlx_gen.engine.memory import ModelShape, detect_device, measure_model, plan_memory
 from mlx_gen.engine.types import MemoryPlan, ModelTooLarge
+from mlx_gen.errors import ConvertError, one_line
 from mlx_gen.hub import fetch_snapshot
 from mlx_gen.loading import check_weights, load_model, read_config
-from mlx_gen.quant_recipes import ConvertError, Quant, Recipe
+from mlx_gen.quant_recipes import Quant, Recipe
 from mlx_gen.registry import source_kind
 from mlx_gen.settings import Settings
 
@@ -116,8 +117,7 @@ def load_source(path: Path) -> tuple[nn.Module, Any, dict[str, Any]]:
         )
         tokenizer = load_tokenizer(path, eos_token_ids=config.get("eos_token_id"))
     except (ValueError, OSError, KeyError) as exc:
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
-        raise ConvertError(f"cannot load {path}: {first[:300]}") from None
+        raise ConvertError(f"cannot load {path}: {one_line(exc)[:300]}") from None
     return model, tokenizer, config
 
 

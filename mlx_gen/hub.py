@@ -25,7 +25,7 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 from tqdm.std import tqdm as std_tqdm
 
-from mlx_gen.loading import ModelLoadError
+from mlx_gen.errors import ModelLoadError, one_line
 
 # What an MLX model needs; never the *.py of custom architectures (not run here).
 ALLOW_PATTERNS = [
@@ -92,10 +92,7 @@ def fetch_snapshot(
             f"no repository {repo_id} on the hub (or it is private: `hf auth login`)"
         ) from None
     except (HfHubHTTPError, OSError) as exc:
-        first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
-        raise ModelLoadError(
-            f"download of {repo_id} failed: {type(exc).__name__} {first_line}"
-        ) from None
+        raise ModelLoadError(f"download of {repo_id} failed: {one_line(exc)}") from None
     return Path(path)
 
 

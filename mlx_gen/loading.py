@@ -18,7 +18,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from mlx_gen.registry import ModelEntry, RegistryError, is_hub_id, load_registry
+from mlx_gen.errors import ModelLoadError, RegistryError, one_line
+from mlx_gen.registry import ModelEntry, is_hub_id, load_registry
 from mlx_gen.settings import Settings
 
 if TYPE_CHECKING:
@@ -28,10 +29,6 @@ if TYPE_CHECKING:
 # A safetensors header larger than this is garbage, not a header.
 _MAX_HEADER_BYTES = 100 * 1024 * 1024
 _DEFAULT_CONTEXT = 4096
-
-
-class ModelLoadError(Exception):
-    """A model that cannot be loaded, said in one line a user can act on."""
 
 
 @dataclass
@@ -59,7 +56,7 @@ def load_model(name_or_dir: str, settings: Settings) -> LoadedModel:
         mx.eval(model.parameters())
         tokenizer = _load_tokenizer(path, config)
     except (ValueError, RuntimeError, OSError, KeyError) as exc:
-        message = f"cannot load {name} from {path}: {_one_line(exc)}"
+        message = f"cannot load {name} from {path}: {one_line(exc)}"
         raise ModelLoadError(message) from exc
     return LoadedModel(
         name=name,
@@ -78,7 +75,7 @@ def load_tokenizer(name_or_dir: str, settings: Settings) -> TokenizerWrapper:
     try:
         return _load_tokenizer(path, config)
     except (ValueError, OSError, KeyError) as exc:
-        message = f"cannot load the tokenizer of {name}: {_one_line(exc)}"
+        message = f"cannot load the tokenizer of {name}: {one_line(exc)}"
         raise ModelLoadError(message) from exc
 
 
@@ -250,8 +247,3 @@ def _load_tokenizer(path: Path, config: dict[str, Any]) -> TokenizerWrapper:
     from mlx_lm.utils import load_tokenizer
 
     return load_tokenizer(path, eos_token_ids=config.get("eos_token_id"))
-
-
-def _one_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__

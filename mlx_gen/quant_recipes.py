@@ -10,9 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-
-class ConvertError(Exception):
-    """A conversion that cannot go on, said in one line."""
+from mlx_gen.errors import ConvertError
 
 
 @dataclass(frozen=True)

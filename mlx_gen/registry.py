@@ -15,6 +15,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from mlx_gen.errors import RegistryError
+
 if sys.version_info >= (3, 11):
     import tomllib
 else:  # pragma: no cover - exercised on Python 3.10 only
@@ -24,10 +26,6 @@ SYNTHETIC_PREFIX = "synthetic:"
 SourceKind = Literal["synthetic", "hub", "path"]
 _HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
 _PATH_PREFIXES = ("/", "./", "../", "~")
-
-
-class RegistryError(Exception):
-    """A registry file that cannot be used, said in one line."""
 
 
 def is_hub_id(text: str) -> bool:

@@ -20,7 +20,8 @@ import pytest
 from cli_run import run_cli
 
 from mlx_gen.cli import main
-from mlx_gen.convert import ConvertError, check_disk_space, convert, verify
+from mlx_gen.convert import check_disk_space, convert, verify
+from mlx_gen.errors import ConvertError
 from mlx_gen.quant_recipes import make_recipe
 from mlx_gen.settings import Settings
 from mlx_gen.synthetic import write_tokenizer

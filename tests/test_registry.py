@@ -6,7 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from mlx_gen.registry import RegistryError, load_registry, source_kind
+from mlx_gen.errors import RegistryError
+from mlx_gen.registry import load_registry, source_kind
 
 
 def test_shipped_entries():

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from rich.console import Console
 
-from mlx_gen.commands import CommandError
+from mlx_gen.errors import CommandError
 from mlx_gen.settings import Settings, load_settings
 
 # Settings this sub-command takes as flags (`bench` itself takes none).

@@ -3,7 +3,3 @@
 A module imports mlx, mlx-lm and other heavy packages inside `run`, so that
 `mlx-gen --help` and light commands start fast.
 """
-
-
-class CommandError(Exception):
-    """A user's mistake a command reports in one line (bad input file, ...)."""

@@ -21,7 +21,7 @@ from urllib.parse import urlparse
 
 from rich.console import Console
 
-from mlx_gen.commands import CommandError
+from mlx_gen.errors import CommandError
 from mlx_gen.settings import Settings
 
 

@@ -16,9 +16,9 @@ from typing import Any
 
 from rich.console import Console
 
-from mlx_gen.commands import CommandError
 from mlx_gen.commands.chat_local import Endpoint
 from mlx_gen.commands.chat_ui import TurnStats, TurnView
+from mlx_gen.errors import CommandError
 from mlx_gen.settings import Settings
 
 EFFORTS = ("low", "medium", "high")

@@ -17,7 +17,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from mlx_gen.commands import CommandError
+from mlx_gen.errors import CommandError
 from mlx_gen.settings import Settings
 
 _START_TIMEOUT = 120.0  # seconds for uvicorn to listen and the warm-up to pass

@@ -21,7 +21,7 @@ from rich.progress import (
 )
 from rich.table import Table
 
-from mlx_gen.commands import CommandError
+from mlx_gen.errors import CommandError
 from mlx_gen.settings import Settings
 from mlx_gen.units import format_bytes
 
@@ -55,7 +55,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace, settings: Settings) -> int:
-    from mlx_gen.convert import ConvertError, convert, verify
+    from mlx_gen.convert import convert, verify
+    from mlx_gen.errors import ConvertError
     from mlx_gen.quant_recipes import make_recipe
 
     out, err = Console(), Console(stderr=True)

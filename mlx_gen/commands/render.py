@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from mlx_gen.commands import CommandError
+from mlx_gen.errors import CommandError
 from mlx_gen.loading import load_tokenizer
 from mlx_gen.registry import load_registry
 from mlx_gen.settings import Settings

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 
 import mlx.core as mx
 
-from mlx_gen.loading import ModelLoadError
+from mlx_gen.errors import ModelLoadError
 
 if TYPE_CHECKING:
     from mlx_gen.loading import LoadedModel
