@@ -12,7 +12,7 @@ import pytest
 from mlx_lm.models.switch_layers import QuantizedSwitchLinear, SwitchLinear
 from safetensors import safe_open
 
-from mlx_gen.loading import cast_for_backend, check_weights
+from mlx_gen.models.loading import cast_for_backend, check_weights
 from mlx_gen.synthetic import Preset, ensure_model
 from mlx_gen.synthetic_large import GPT_OSS_20B, build_quantized, quantized_layout
 from mlx_gen.units import GB

@@ -72,7 +72,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     from mlx_gen.engine.config import EngineConfig
     from mlx_gen.engine.llm_engine import LLMEngine
     from mlx_gen.engine.types import EngineError
-    from mlx_gen.loading import load_model
+    from mlx_gen.models.loading import load_model
 
     if args.max_tokens < 2:
         raise CommandError("--max-tokens must be at least 2: decode needs two tokens")

@@ -8,8 +8,10 @@ loads. Every failure is one line on stderr and exit status 1.
 from __future__ import annotations
 
 import argparse
+import time
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rich.console import Console
 from rich.progress import (
@@ -24,6 +26,10 @@ from rich.table import Table
 from mlx_gen.errors import CommandError
 from mlx_gen.settings import Settings
 from mlx_gen.units import format_bytes
+
+if TYPE_CHECKING:
+    from mlx_gen.engine.memory import ModelShape
+    from mlx_gen.engine.types import MemoryPlan
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -55,9 +61,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace, settings: Settings) -> int:
-    from mlx_gen.convert import convert, verify
     from mlx_gen.errors import ConvertError
-    from mlx_gen.quant_recipes import make_recipe
+    from mlx_gen.models.conversion import convert
+    from mlx_gen.models.quant_recipes import make_recipe
 
     out, err = Console(), Console(stderr=True)
     try:
@@ -80,6 +86,45 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         raise CommandError(str(exc)) from None
     _report(out, result, proof)
     return 0
+
+
+@dataclass
+class Verification:
+    token_ids: list[int]
+    text: str
+    seconds: float
+    shape: ModelShape  # weights and KV bytes as served on this machine
+    plan: MemoryPlan | None  # the engine's plan; None when it does not fit
+    plan_error: str | None = None
+
+
+def verify(
+    model_dir: Path, settings: Settings, max_tokens: int = 8, prompt: str = "Hello"
+) -> Verification:
+    """Load `model_dir` as the server does, plan its memory as the engine does,
+    and generate `max_tokens` greedily."""
+    import mlx.core as mx
+    from mlx_lm.generate import generate_step
+
+    from mlx_gen.engine.config import EngineConfig
+    from mlx_gen.engine.memory import detect_device, measure_model, plan_memory
+    from mlx_gen.engine.types import ModelTooLarge
+    from mlx_gen.models.loading import load_model
+
+    loaded = load_model(str(model_dir), settings)
+    shape = measure_model(loaded.model, loaded.tokenizer)
+    config = EngineConfig.from_settings(settings)
+    try:
+        plan, plan_error = plan_memory(shape, config, detect_device()).plan, None
+    except ModelTooLarge as exc:
+        plan, plan_error = None, str(exc)
+    start = time.perf_counter()
+    prompt_ids = mx.array(loaded.tokenizer.encode(prompt))
+    steps = generate_step(prompt_ids, loaded.model, max_tokens=max_tokens)
+    token_ids = [int(token) for token, _ in steps] if max_tokens else []
+    seconds = time.perf_counter() - start
+    text = loaded.tokenizer.decode(token_ids)
+    return Verification(token_ids, text, seconds, shape, plan, plan_error)
 
 
 class _StageProgress:
@@ -130,7 +175,7 @@ def _progress(console: Console) -> _StageProgress:
     )
 
 
-def _report(console: Console, result: Any, proof: Any) -> None:
+def _report(console: Console, result: Any, proof: Verification | None) -> None:
     table = Table(title=f"Converted → {result.out_dir}", show_header=False)
     table.add_row("recipe", result.recipe.name)
     table.add_row("layers", ", ".join(f"{n}× {q}" for q, n in result.quantized.items()))
@@ -148,7 +193,7 @@ def _report(console: Console, result: Any, proof: Any) -> None:
     console.print(table)
 
 
-def _memory_rows(table: Table, proof: Any) -> None:
+def _memory_rows(table: Table, proof: Verification) -> None:
     """The engine's own plan (mlx_gen.engine.memory) for serving the result here."""
     import mlx.core as mx
 

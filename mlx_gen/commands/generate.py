@@ -7,7 +7,7 @@ import sys
 
 from rich.console import Console
 
-from mlx_gen.loading import LoadedModel, load_model
+from mlx_gen.models.loading import LoadedModel, load_model
 from mlx_gen.settings import Settings
 
 

@@ -11,7 +11,7 @@ from rich.console import Console
 from rich.filesize import decimal
 from rich.table import Table
 
-from mlx_gen.registry import ModelEntry, load_registry
+from mlx_gen.models.registry import ModelEntry, load_registry
 from mlx_gen.settings import Settings
 
 
@@ -61,7 +61,7 @@ def availability(entry: ModelEntry, synthetic_cache: Path) -> tuple[str, Path | 
             return "yes", path
         return "no", None
     if entry.kind == "hub":
-        from mlx_gen.hub import cached_snapshot
+        from mlx_gen.models.hub import cached_snapshot
 
         path = cached_snapshot(entry.source)
         return ("yes", path) if path is not None else ("no", None)

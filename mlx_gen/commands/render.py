@@ -6,8 +6,8 @@ import argparse
 import sys
 
 from mlx_gen.errors import CommandError
-from mlx_gen.loading import load_tokenizer
-from mlx_gen.registry import load_registry
+from mlx_gen.models.loading import load_tokenizer
+from mlx_gen.models.registry import load_registry
 from mlx_gen.settings import Settings
 
 

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from mlx_gen.errors import ModelLoadError, RegistryError, one_line
-from mlx_gen.registry import ModelEntry, is_hub_id, load_registry
+from mlx_gen.models.registry import ModelEntry, is_hub_id, load_registry
 from mlx_gen.settings import Settings
 
 if TYPE_CHECKING:
@@ -118,7 +118,7 @@ def materialize(entry: ModelEntry, settings: Settings) -> Path:
                 f"cannot build {entry.name} in {settings.cache_dir}: {exc}"
             ) from None
     if entry.kind == "hub":
-        from mlx_gen.hub import fetch_snapshot
+        from mlx_gen.models.hub import fetch_snapshot
 
         return fetch_snapshot(entry.source)
     if not entry.local_path.is_dir():

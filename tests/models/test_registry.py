@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from mlx_gen.errors import RegistryError
-from mlx_gen.registry import load_registry, source_kind
+from mlx_gen.models.registry import load_registry, source_kind
 
 
 def test_shipped_entries():

@@ -87,7 +87,7 @@ class ModelEntry(BaseModel):
 
 
 def shipped_registry_text() -> str:
-    return resources.files("mlx_gen").joinpath("models.toml").read_text("utf-8")
+    return resources.files("mlx_gen.models").joinpath("models.toml").read_text("utf-8")
 
 
 def load_registry(user_file: Path | None = None) -> dict[str, ModelEntry]:

@@ -4,7 +4,8 @@ mlx-lm loads (GPT-OSS's original MXFP4 `*_blocks` / `*_scales` experts
 included), quantizes and saves. This module decides what each layer becomes
 (the recipe), fixes the one layout mlx-lm 0.32 misreads (the unquantized
 experts transformers writes), guards the output directory and the disk, and
-proves the result loads and generates.
+leaves the proof that the result loads and generates to the command
+(mlx_gen.commands.convert), which plans it as the engine would.
 """
 
 from __future__ import annotations
@@ -13,7 +14,6 @@ import contextlib
 import io
 import os
 import shutil
-import time
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -23,7 +23,6 @@ from typing import Any
 import mlx.core as mx
 import mlx.nn as nn
 from mlx.utils import tree_flatten, tree_map_with_path
-from mlx_lm.generate import generate_step
 from mlx_lm.utils import (
     _get_classes,
     compute_bits_per_weight,
@@ -34,15 +33,11 @@ from mlx_lm.utils import (
 )
 from mlx_lm.utils import load_model as mlx_load_model
 
-from mlx_gen.engine.config import EngineConfig
-from mlx_gen.engine.memory import ModelShape, detect_device, measure_model, plan_memory
-from mlx_gen.engine.types import MemoryPlan, ModelTooLarge
 from mlx_gen.errors import ConvertError, one_line
-from mlx_gen.hub import fetch_snapshot
-from mlx_gen.loading import check_weights, load_model, read_config
-from mlx_gen.quant_recipes import Quant, Recipe
-from mlx_gen.registry import source_kind
-from mlx_gen.settings import Settings
+from mlx_gen.models.hub import fetch_snapshot
+from mlx_gen.models.loading import check_weights, read_config
+from mlx_gen.models.quant_recipes import Quant, Recipe
+from mlx_gen.models.registry import source_kind
 
 DTYPES = ("float16", "bfloat16", "float32")
 # Room for the tokenizer files, config and index beside the weights.
@@ -266,34 +261,3 @@ def convert(
         quantized=dict(Counter(str(q) for q in quantized.values())),
         unquantized=unquantized,
     )
-
-
-@dataclass
-class Verification:
-    token_ids: list[int]
-    text: str
-    seconds: float
-    shape: ModelShape  # weights and KV bytes as served on this machine
-    plan: MemoryPlan | None  # the engine's plan; None when it does not fit
-    plan_error: str | None = None
-
-
-def verify(
-    model_dir: Path, settings: Settings, max_tokens: int = 8, prompt: str = "Hello"
-) -> Verification:
-    """Load `model_dir` as the server does, plan its memory as the engine does,
-    and generate `max_tokens` greedily."""
-    loaded = load_model(str(model_dir), settings)
-    shape = measure_model(loaded.model, loaded.tokenizer)
-    config = EngineConfig.from_settings(settings)
-    try:
-        plan, plan_error = plan_memory(shape, config, detect_device()).plan, None
-    except ModelTooLarge as exc:
-        plan, plan_error = None, str(exc)
-    start = time.perf_counter()
-    prompt_ids = mx.array(loaded.tokenizer.encode(prompt))
-    steps = generate_step(prompt_ids, loaded.model, max_tokens=max_tokens)
-    token_ids = [int(token) for token, _ in steps] if max_tokens else []
-    seconds = time.perf_counter() - start
-    text = loaded.tokenizer.decode(token_ids)
-    return Verification(token_ids, text, seconds, shape, plan, plan_error)

@@ -13,7 +13,7 @@ from mlx.utils import tree_flatten
 from mlx_lm.tokenizer_utils import TokenizerWrapper
 
 from mlx_gen.errors import ModelLoadError
-from mlx_gen.loading import load_model, load_tokenizer
+from mlx_gen.models.loading import load_model, load_tokenizer
 from mlx_gen.settings import Settings
 
 on_cpu = pytest.mark.skipif(

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from mlx_gen.errors import ConvertError
-from mlx_gen.quant_recipes import Quant, make_recipe
+from mlx_gen.models.quant_recipes import Quant, make_recipe
 
 EXPERT = "model.layers.3.mlp.experts.down_proj"
 ROUTER = "model.layers.3.mlp.router"

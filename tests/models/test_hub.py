@@ -13,7 +13,7 @@ from cli_run import run_cli
 from rich.console import Console
 from rich.filesize import decimal
 
-from mlx_gen.hub import RichTqdm, cached_snapshot, fetch_snapshot, rich_progress
+from mlx_gen.models.hub import RichTqdm, cached_snapshot, fetch_snapshot, rich_progress
 
 REPO = "test-org/tiny-gpt-oss"
 COMMIT = "0123456789abcdef0123456789abcdef01234567"
