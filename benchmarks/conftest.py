@@ -22,7 +22,7 @@ from typing import Any
 
 import pytest
 
-from mlx_gen.synthetic import ensure_model
+from mlx_gen.models.synthetic.presets import ensure_model
 
 HERE = Path(__file__).parent
 # A benchmark may run for many minutes; the project's 300 s test timeout

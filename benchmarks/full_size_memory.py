@@ -28,7 +28,7 @@ GIB = 1 << 30
 
 
 def build(out_dir: Path, seed: int) -> dict[str, Any]:
-    from mlx_gen.synthetic import build_model
+    from mlx_gen.models.synthetic.presets import build_model
 
     start = time.perf_counter()
     build_model("gpt-oss-20b", out_dir, seed)

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import mlx.core as mx
 
-from mlx_gen.synthetic import write_tokenizer
+from mlx_gen.models.synthetic.presets import write_tokenizer
 
 EXPERTS = ".mlp.experts."
 PROMPT = [5, 17, 42, 99, 7, 300]

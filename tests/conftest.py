@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from mlx_gen.synthetic import ensure_model
+from mlx_gen.models.synthetic.presets import ensure_model
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:

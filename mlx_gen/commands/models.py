@@ -54,7 +54,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
 def availability(entry: ModelEntry, synthetic_cache: Path) -> tuple[str, Path | None]:
     """A word for the local state of `entry`, and its directory when on disk."""
     if entry.kind == "synthetic":
-        from mlx_gen.synthetic import model_dir
+        from mlx_gen.models.synthetic.presets import model_dir
 
         path = model_dir(entry.synthetic_preset, synthetic_cache)
         if (path / "config.json").is_file():

@@ -105,7 +105,7 @@ def locate(name_or_dir: str, settings: Settings) -> tuple[str, Path, ModelEntry 
 def materialize(entry: ModelEntry, settings: Settings) -> Path:
     """The local directory of a registry entry, building or downloading it."""
     if entry.kind == "synthetic":
-        from mlx_gen.synthetic import ensure_model
+        from mlx_gen.models.synthetic.presets import ensure_model
 
         try:
             return ensure_model(

@@ -8,7 +8,12 @@ import mlx_lm
 import pytest
 from mlx.utils import tree_flatten
 
-from mlx_gen.synthetic import HARMONY_SPECIAL_TOKENS, PRESETS, build_model, ensure_model
+from mlx_gen.models.synthetic.presets import (
+    HARMONY_SPECIAL_TOKENS,
+    PRESETS,
+    build_model,
+    ensure_model,
+)
 
 
 def digest(path: Path) -> str:

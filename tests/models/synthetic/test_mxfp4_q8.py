@@ -13,8 +13,13 @@ from mlx_lm.models.switch_layers import QuantizedSwitchLinear, SwitchLinear
 from safetensors import safe_open
 
 from mlx_gen.models.loading import cast_for_backend, check_weights
-from mlx_gen.synthetic import Preset, ensure_model
-from mlx_gen.synthetic_large import GPT_OSS_20B, build_quantized, quantized_layout
+from mlx_gen.models.synthetic.mxfp4_q8 import quantized_layout
+from mlx_gen.models.synthetic.presets import (
+    GPT_OSS_20B,
+    Preset,
+    build_mxfp4_q8,
+    ensure_model,
+)
 from mlx_gen.units import GB
 
 # The full-size layout at a few MB: every dimension still a multiple of 64.
@@ -36,7 +41,7 @@ REDUCED = Preset(
 def reduced_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("reduced") / "model"
     # Small shards, so that the index spans several files.
-    return build_quantized(out, seed=0, preset=REDUCED, shard_bytes=200_000)
+    return build_mxfp4_q8(out, seed=0, preset=REDUCED, shard_bytes=200_000)
 
 
 def assert_mxfp4_q8(model: nn.Module) -> int:
@@ -59,7 +64,7 @@ def digest(path: Path) -> str:
 
 
 def test_full_size_layout_is_the_mxfp4_q8_conversion():
-    layout, config = quantized_layout(GPT_OSS_20B)
+    layout, config = quantized_layout(GPT_OSS_20B.config())
     assert config["num_hidden_layers"] == 24
     assert config["layer_types"][:2] == ["sliding_attention", "full_attention"]
     assert (config["num_local_experts"], config["num_experts_per_tok"]) == (32, 4)
@@ -147,8 +152,8 @@ def test_reduced_shape_loads_quantized_and_generates(reduced_path):
 
 
 def test_same_seed_same_bytes(reduced_path, tmp_path):
-    again = build_quantized(tmp_path / "a", 0, REDUCED, shard_bytes=200_000)
-    other = build_quantized(tmp_path / "b", 1, REDUCED, shard_bytes=200_000)
+    again = build_mxfp4_q8(tmp_path / "a", 0, REDUCED, shard_bytes=200_000)
+    other = build_mxfp4_q8(tmp_path / "b", 1, REDUCED, shard_bytes=200_000)
     for shard in sorted(reduced_path.glob("*.safetensors")):
         assert digest(again / shard.name) == digest(shard)
         assert digest(other / shard.name) != digest(shard)
@@ -158,7 +163,7 @@ def test_a_dimension_off_the_group_size_is_refused(tmp_path):
     # 96 is not a multiple of 64: mlx-lm would leave the 8-bit layers in float.
     odd = replace(REDUCED, hidden_size=96, intermediate_size=96)
     with pytest.raises(ValueError, match="unquantized"):
-        build_quantized(tmp_path / "odd", 0, odd)
+        build_mxfp4_q8(tmp_path / "odd", 0, odd)
 
 
 @pytest.mark.slow

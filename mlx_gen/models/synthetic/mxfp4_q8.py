@@ -1,4 +1,5 @@
-"""The full-size GPT-OSS-20B shape with random weights, quantized as MXFP4-Q8.
+"""Random weights written straight as MXFP4-Q8: how the full-size GPT-OSS-20B
+shape (presets.GPT_OSS_20B) is built.
 
 The layout is the community MXFP4-Q8 conversion's: MXFP4 experts (group 32)
 and 8-bit affine (group 64) for everything else, norms, biases and sinks in
@@ -25,21 +26,6 @@ from typing import Any, BinaryIO
 
 import numpy as np
 
-from mlx_gen.synthetic import Preset, write_tokenizer
-
-GPT_OSS_20B = Preset(
-    hidden_size=2880,
-    intermediate_size=2880,
-    num_hidden_layers=24,
-    num_local_experts=32,
-    num_experts_per_tok=4,
-    num_attention_heads=64,
-    num_key_value_heads=8,
-    head_dim=64,
-    sliding_window=128,
-    vocab_size=201088,
-)
-
 EXPERT_QUANTIZATION = {"group_size": 32, "bits": 4, "mode": "mxfp4"}
 DENSE_GROUP_SIZE = 64
 DENSE_BITS = 8
@@ -60,21 +46,13 @@ Layout = dict[str, tuple[tuple[int, ...], str]]
 _SAFETENSORS_DTYPES = {"uint32": "U32", "uint8": "U8", "bfloat16": "BF16"}
 
 
-def build_gpt_oss_20b(out_dir: Path, seed: int = 0) -> Path:
-    """The LARGE_PRESETS builder of "gpt-oss-20b"."""
-    return build_quantized(out_dir, seed, GPT_OSS_20B)
-
-
-def build_quantized(
-    out_dir: Path, seed: int, preset: Preset, shard_bytes: int = SHARD_BYTES
+def write_weights(
+    out_dir: Path, seed: int, config: dict[str, Any], shard_bytes: int | None = None
 ) -> Path:
-    """Write `preset` as an MXFP4-Q8 model directory of random weights."""
-    out_dir.mkdir(parents=True, exist_ok=True)
-    # The tokenizer first: its training is the peak of the build's memory,
-    # and the weights add little on top afterwards.
-    write_tokenizer(out_dir, preset.vocab_size, seed)
-    layout, config = quantized_layout(preset)
-    shards = _plan_shards(layout, shard_bytes)
+    """The shards, their index and config.json of the float model `config`
+    describes, as MXFP4-Q8 random weights; the tokenizer is the caller's."""
+    layout, config = quantized_layout(config)
+    shards = _plan_shards(layout, shard_bytes or SHARD_BYTES)
     weight_map: dict[str, str] = {}
     for index, names in enumerate(shards, start=1):
         file_name = f"model-{index:05d}-of-{len(shards):05d}.safetensors"
@@ -91,8 +69,9 @@ def build_quantized(
     return out_dir
 
 
-def quantized_layout(preset: Preset) -> tuple[Layout, dict[str, Any]]:
-    """Each stored tensor's shape and dtype, and the config.json, of `preset`.
+def quantized_layout(config: dict[str, Any]) -> tuple[Layout, dict[str, Any]]:
+    """Each stored tensor's shape and dtype, and the config.json, of the float
+    GPT-OSS model `config` describes.
 
     Replays the conversion of the original checkpoint on a lazy model: the
     experts arrive as MXFP4, then mlx-lm's `quantize_model` (with gpt_oss's
@@ -105,7 +84,7 @@ def quantized_layout(preset: Preset) -> tuple[Layout, dict[str, Any]]:
     from mlx_lm.models import gpt_oss
     from mlx_lm.utils import quantize_model
 
-    config = preset.config()
+    config = dict(config)
     model = gpt_oss.Model(gpt_oss.ModelArgs.from_dict(config))
     nn.quantize(
         model,
@@ -203,7 +182,7 @@ def _float_values(
     if name.endswith(".bias"):
         return _WEIGHT_STD * rng.standard_normal(shape, dtype=np.float32)
     if name.endswith(".sinks"):
-        # Nonzero, as in synthetic.py: zeros would leave the sink path idle.
+        # Nonzero, as in presets.py: zeros would leave the sink path idle.
         return 0.5 * rng.standard_normal(shape, dtype=np.float32)
     raise ValueError(
         f"{name} would be stored unquantized: is a dimension of the preset "

@@ -239,11 +239,37 @@ def write_tokenizer(out_dir: Path, vocab_size: int, seed: int = 0) -> None:
     )
 
 
-def _gpt_oss_20b(out_dir: Path, seed: int) -> Path:
-    # Imported on use: the full-size builder is rarely needed.
-    from mlx_gen.synthetic_large import build_gpt_oss_20b
+# The full-size shape: never built in float, but written straight as MXFP4-Q8.
+GPT_OSS_20B = Preset(
+    hidden_size=2880,
+    intermediate_size=2880,
+    num_hidden_layers=24,
+    num_local_experts=32,
+    num_experts_per_tok=4,
+    num_attention_heads=64,
+    num_key_value_heads=8,
+    head_dim=64,
+    sliding_window=128,
+    vocab_size=201088,
+)
 
-    return build_gpt_oss_20b(out_dir, seed)
+
+def build_mxfp4_q8(
+    out_dir: Path, seed: int, preset: Preset, shard_bytes: int | None = None
+) -> Path:
+    """`preset` as an MXFP4-Q8 model directory of random weights (mxfp4_q8.py)."""
+    # Imported on use: the full-size writer is rarely needed.
+    from mlx_gen.models.synthetic.mxfp4_q8 import write_weights
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    # The tokenizer first: its training is the peak of the build's memory,
+    # and the weights add little on top afterwards.
+    write_tokenizer(out_dir, preset.vocab_size, seed)
+    return write_weights(out_dir, seed, preset.config(), shard_bytes)
+
+
+def _gpt_oss_20b(out_dir: Path, seed: int) -> Path:
+    return build_mxfp4_q8(out_dir, seed, GPT_OSS_20B)
 
 
 LARGE_PRESETS: dict[str, Any] = {"gpt-oss-20b": _gpt_oss_20b}
