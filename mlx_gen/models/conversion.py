@@ -5,7 +5,7 @@ included), quantizes and saves. This module decides what each layer becomes
 (the recipe), fixes the one layout mlx-lm 0.32 misreads (the unquantized
 experts transformers writes), guards the output directory and the disk, and
 leaves the proof that the result loads and generates to the command
-(mlx_gen.commands.convert), which plans it as the engine would.
+(mlx_gen.cli.convert), which plans it as the engine would.
 """
 
 from __future__ import annotations

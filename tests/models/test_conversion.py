@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 from checkpoints import mlx_weights
 
-from mlx_gen.commands.convert import verify
+from mlx_gen.cli.convert import verify
 from mlx_gen.errors import ConvertError
 from mlx_gen.models.conversion import check_disk_space, convert
 from mlx_gen.models.quant_recipes import make_recipe

@@ -18,7 +18,7 @@ import httpx
 import pytest
 from rich.console import Console
 
-from mlx_gen.cli import build_parser
+from mlx_gen.cli.main import build_parser
 from mlx_gen.server.run import check_exposure, is_loopback, panel
 from mlx_gen.settings import Settings
 

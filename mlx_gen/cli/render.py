@@ -4,11 +4,21 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 
 from mlx_gen.errors import CommandError
 from mlx_gen.models.loading import load_tokenizer
 from mlx_gen.models.registry import load_registry
 from mlx_gen.settings import Settings
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "file",
+        type=Path,
+        help='JSON: a list of messages, or {"messages", "tools", "reasoning_effort"}',
+    )
+    parser.add_argument("--reasoning-effort", choices=["low", "medium", "high"])
 
 
 def run(args: argparse.Namespace, settings: Settings) -> int:

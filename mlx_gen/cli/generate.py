@@ -11,6 +11,17 @@ from mlx_gen.models.loading import LoadedModel, load_model
 from mlx_gen.settings import Settings
 
 
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--prompt", required=True, help="text to continue or answer")
+    parser.add_argument("--max-tokens", type=int, default=256, metavar="N")
+    parser.add_argument("--temperature", type=float, help="default: the model's")
+    parser.add_argument("--top-p", type=float, help="default: the model's")
+    parser.add_argument("--seed", type=int, help="random seed, for repeatable output")
+    parser.add_argument(
+        "--raw", action="store_true", help="send the prompt as is, no chat format"
+    )
+
+
 def run(args: argparse.Namespace, settings: Settings) -> int:
     import mlx.core as mx
     from mlx_lm import stream_generate

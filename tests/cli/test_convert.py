@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from cli_run import run_cli
 
-from mlx_gen.cli import main
+from mlx_gen.cli.main import main
 
 
 def test_command_reports_and_proves_the_result(hf_checkpoint, tmp_path):

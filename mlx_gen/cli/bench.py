@@ -1,5 +1,5 @@
 """`mlx-gen bench serve URL`, `mlx-gen bench compare A.json B.json` and
-`mlx-gen bench engine` (mlx_gen.bench.engine_command).
+`mlx-gen bench engine` (bench_engine.py).
 
 `serve` loads any OpenAI-compatible server (mlx-gen, mlx_lm.server, vllm-mlx,
 llama-server) with streaming chat completions at each level of a sweep, shows
@@ -21,23 +21,10 @@ from urllib.parse import urlparse
 
 from rich.console import Console
 
+from mlx_gen.cli import bench_engine
+from mlx_gen.cli.flags import number_list
 from mlx_gen.errors import CommandError
 from mlx_gen.settings import Settings
-
-
-def _number_list(kind: type) -> Any:
-    def parse(text: str) -> list:
-        try:
-            values = [kind(part) for part in text.split(",") if part.strip()]
-        except ValueError:
-            raise argparse.ArgumentTypeError(
-                f"not a list of numbers: {text!r}"
-            ) from None
-        if not values or min(values) <= 0:
-            raise argparse.ArgumentTypeError(f"give positive numbers: {text!r}")
-        return values
-
-    return parse
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -52,13 +39,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     serve.add_argument("--api-key", help="sent as a bearer token")
     serve.add_argument(
         "--concurrency",
-        type=_number_list(int),
+        type=number_list(int),
         metavar="N,N",
         help="requests in flight, one level each (default 1; no cap with --rate)",
     )
     serve.add_argument(
         "--rate",
-        type=_number_list(float),
+        type=number_list(float),
         metavar="R,R",
         help="Poisson arrivals per second, one level each (default: all at once)",
     )
@@ -81,9 +68,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     serve.add_argument("--output", type=Path, metavar="FILE", help="write JSON here")
     compare = commands.add_parser("compare", help="compare `bench serve` JSON files")
     compare.add_argument("files", type=Path, nargs="+", metavar="FILE")
-    from mlx_gen.bench import engine_command
-
-    engine_command.add_arguments(
+    bench_engine.add_arguments(
         commands.add_parser("engine", help="measure the mlx-gen engine in-process")
     )
 
@@ -92,9 +77,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     if args.bench_command == "compare":
         return _compare(args.files)
     if args.bench_command == "engine":
-        from mlx_gen.bench import engine_command
-
-        return engine_command.run(args, settings)
+        return bench_engine.run(args, settings)
     for name in (
         "num_requests",
         "prompt_tokens",

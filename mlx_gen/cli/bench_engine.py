@@ -9,6 +9,7 @@ from pathlib import Path
 
 from rich.console import Console
 
+from mlx_gen.cli.flags import add_setting_flag, number_list
 from mlx_gen.errors import CommandError
 from mlx_gen.settings import Settings, load_settings
 
@@ -24,13 +25,9 @@ SETTINGS = (
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    from mlx_gen.cli import _add_setting_flag  # the flags every command's settings get
-    from mlx_gen.commands.bench import _number_list
-
-    int_list = _number_list(int)
-
+    int_list = number_list(int)
     for field in SETTINGS:
-        _add_setting_flag(parser, field)
+        add_setting_flag(parser, field)
     parser.add_argument(
         "--prompt-tokens",
         type=int_list,

@@ -16,8 +16,8 @@ from typing import Any
 
 from rich.console import Console
 
-from mlx_gen.commands.chat_local import Endpoint
-from mlx_gen.commands.chat_ui import TurnStats, TurnView
+from mlx_gen.cli.chat_local import Endpoint
+from mlx_gen.cli.chat_ui import TurnStats, TurnView
 from mlx_gen.errors import CommandError
 from mlx_gen.settings import Settings
 
@@ -82,7 +82,7 @@ def _endpoint(
     if args.url:
         yield Endpoint(args.url.rstrip("/"), args.client_api_key or "none", args.model)
         return
-    from mlx_gen.commands.chat_local import local_server
+    from mlx_gen.cli.chat_local import local_server
 
     with contextlib.ExitStack() as stack:
         with console.status(f"Loading {settings.model}"):

@@ -1,4 +1,5 @@
-"""The sub-commands of `mlx-gen`, one module each: `run(args, settings) -> int`.
+"""The `mlx-gen` command (main.py) and its sub-commands, one module each:
+`run(args, settings) -> int`.
 
 A module imports mlx, mlx-lm and other heavy packages inside `run`, so that
 `mlx-gen --help` and light commands start fast.
