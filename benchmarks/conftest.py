@@ -146,7 +146,7 @@ def record(
 def machine() -> dict[str, Any]:
     import platform
 
-    from mlx_gen.bench.engine_report import hardware
+    from mlx_gen.hardware import hardware
 
     info = hardware()
     try:

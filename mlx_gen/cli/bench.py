@@ -116,7 +116,6 @@ async def _serve(args: argparse.Namespace, console: Console) -> dict[str, Any]:
         warm_up,
     )
     from mlx_gen.bench.report import (
-        hardware,
         hardware_line,
         levels_table,
         requests_of,
@@ -179,6 +178,8 @@ async def _serve(args: argparse.Namespace, console: Console) -> dict[str, Any]:
                 active["run"] = None
                 runs.append(finished)
     summaries = [{**summarize(r), "samples": requests_of(r)} for r in runs]
+    from mlx_gen.hardware import hardware
+
     machine = hardware()
     return {
         "label": args.label

@@ -65,10 +65,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace, settings: Settings) -> int:
     from mlx_gen.bench.engine_bench import Point, run_points
-    from mlx_gen.bench.engine_report import hardware, print_report, report_json
+    from mlx_gen.bench.engine_report import print_report, report_json
     from mlx_gen.engine.config import EngineConfig
     from mlx_gen.engine.llm_engine import LLMEngine
     from mlx_gen.engine.types import EngineError
+    from mlx_gen.hardware import hardware
     from mlx_gen.models.loading import load_model
 
     if args.max_tokens < 2:

@@ -5,9 +5,9 @@ from __future__ import annotations
 import argparse
 import platform
 import sys
-from importlib.metadata import PackageNotFoundError, version
 
 from mlx_gen.blas import blas_in_use
+from mlx_gen.hardware import DISTRIBUTION, package_version
 from mlx_gen.settings import Settings
 
 
@@ -18,8 +18,8 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         ("platform", platform.platform()),
         ("python", sys.version.split()[0]),
         ("mlx", mx.__version__),
-        ("mlx-lm", _version("mlx-lm")),
-        ("mlx-gen", _version("mlx-gen")),
+        ("mlx-lm", package_version("mlx-lm")),
+        ("mlx-gen", package_version(DISTRIBUTION)),
         ("device", str(mx.default_device())),
         ("metal", "available" if mx.metal.is_available() else "not available"),
         ("blas", blas_in_use()),
@@ -29,10 +29,3 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     for key, value in rows:
         print(f"{key:<10} {value}")
     return 0
-
-
-def _version(package: str) -> str:
-    try:
-        return version(package)
-    except PackageNotFoundError:
-        return "not installed"
