@@ -1,23 +1,20 @@
-"""Servers under test, each a child process on 127.0.0.1 with OpenBLAS preloaded:
-`mlx-gen serve` and `python -m mlx_lm.server`, on the same model directory."""
+"""Servers under test, each a child process on 127.0.0.1 (tests/child_server.py)
+with OpenBLAS preloaded: `mlx-gen serve` and `python -m mlx_lm.server`, on the
+same model directory."""
 
 from __future__ import annotations
 
-import os
-import socket
-import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
+from child_server import ChildServer
+from cli_run import MLX_GEN, cli_env
 
 OPENBLAS = Path("/usr/lib/x86_64-linux-gnu/openblas-pthread/libblas.so.3")
-MLX_GEN = Path(sys.executable).with_name("mlx-gen")
-READY_TIMEOUT_S = 180.0
 
 
 @dataclass(frozen=True)
@@ -29,23 +26,11 @@ class Server:
     ready_memory: dict[str, int]  # process_memory when it first answered
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 def server_env(cache_root: Path, hub: Path) -> dict[str, str]:
-    """This environment without mlx-gen settings, with OpenBLAS and an offline,
-    empty hub cache (mlx_lm.server lists the hub cache: it must exist)."""
-    env = {
-        k: v
-        for k, v in os.environ.items()
-        if not k.startswith(("MLX_GEN_", "HF_")) and k != "LD_PRELOAD"
-    }
+    """A child's environment (tests/cli_run.py) on this cache, with OpenBLAS
+    and an offline, empty hub cache (mlx_lm.server lists it: it must exist)."""
     hub.mkdir(parents=True, exist_ok=True)
-    env.update(MLX_GEN_CACHE_DIR=str(cache_root), HF_HUB_CACHE=str(hub))
-    env["HF_HUB_OFFLINE"] = "1"
+    env = cli_env(hub.parent, MLX_GEN_CACHE_DIR=str(cache_root), HF_HUB_CACHE=str(hub))
     if OPENBLAS.is_file():
         env["LD_PRELOAD"] = str(OPENBLAS)
     return env
@@ -66,37 +51,8 @@ def running(
     name: str, command: list[str], ready_path: str, model: str, workdir: Path, env: dict
 ) -> Iterator[Server]:
     """Run `command` until the block ends; yield once `ready_path` answers 200."""
-    port = free_port()
-    command = [*command, "--host", "127.0.0.1", "--port", str(port)]
-    url = f"http://127.0.0.1:{port}"
-    log_path = workdir / f"{name}.log"
-    with log_path.open("w") as log:
-        proc = subprocess.Popen(command, cwd=workdir, env=env, stdout=log, stderr=log)
-        try:
-            _wait_ready(proc, url + ready_path, log_path)
-            yield Server(name, url, model, proc.pid, process_memory(proc.pid))
-        finally:
-            proc.terminate()
-            try:
-                proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
-
-
-def _wait_ready(proc: subprocess.Popen, url: str, log_path: Path) -> None:
-    deadline = time.monotonic() + READY_TIMEOUT_S
-    while True:
-        if proc.poll() is not None:
-            raise RuntimeError(f"server exited: {log_path.read_text()[-2000:]}")
-        if time.monotonic() > deadline:
-            raise RuntimeError(f"server not ready in {READY_TIMEOUT_S:.0f} s")
-        try:
-            if httpx.get(url, timeout=2, trust_env=False).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.25)
+    with ChildServer(command, workdir / name, env, ready_path) as child:
+        yield Server(name, child.base, model, child.pid, process_memory(child.pid))
 
 
 def mlx_gen_serve(workdir: Path, env: dict) -> Iterator[Server]:
