@@ -4,6 +4,7 @@ same model directory."""
 
 from __future__ import annotations
 
+import os
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -12,7 +13,9 @@ from pathlib import Path
 
 import httpx
 from child_server import ChildServer
-from cli_run import MLX_GEN, cli_env
+from cli_run import MLX_GEN
+from polling import wait_until
+from prometheus_client.parser import text_string_to_metric_families
 
 OPENBLAS = Path("/usr/lib/x86_64-linux-gnu/openblas-pthread/libblas.so.3")
 
@@ -27,10 +30,16 @@ class Server:
 
 
 def server_env(cache_root: Path, hub: Path) -> dict[str, str]:
-    """A child's environment (tests/cli_run.py) on this cache, with OpenBLAS
-    and an offline, empty hub cache (mlx_lm.server lists it: it must exist)."""
+    """This environment without mlx-gen settings, with OpenBLAS and an offline,
+    empty hub cache (mlx_lm.server lists the hub cache: it must exist)."""
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("MLX_GEN_", "HF_")) and k != "LD_PRELOAD"
+    }
     hub.mkdir(parents=True, exist_ok=True)
-    env = cli_env(hub.parent, MLX_GEN_CACHE_DIR=str(cache_root), HF_HUB_CACHE=str(hub))
+    env.update(MLX_GEN_CACHE_DIR=str(cache_root), HF_HUB_CACHE=str(hub))
+    env["HF_HUB_OFFLINE"] = "1"
     if OPENBLAS.is_file():
         env["LD_PRELOAD"] = str(OPENBLAS)
     return env
@@ -67,10 +76,35 @@ def mlx_lm_server(model_path: Path, workdir: Path, env: dict) -> Iterator[Server
     return running("mlx_lm.server", command, "/v1/models", path, workdir, env)
 
 
-def cached_prompt_tokens(server: Server) -> float:
-    """mlx-gen's count of prompt tokens served from its prefix cache so far."""
+@dataclass(frozen=True)
+class Counted:
+    """What mlx-gen's /metrics has counted of its chat completions so far."""
+
+    requests: float
+    cached_prompt_tokens: float  # served from its prefix cache
+
+
+def counted(server: Server) -> Counted:
     text = httpx.get(f"{server.url}/metrics", timeout=10, trust_env=False).text
-    for line in text.splitlines():
-        if line.startswith("mlx_gen_cached_prompt_tokens_total "):
-            return float(line.split()[1])
-    raise AssertionError("no mlx_gen_cached_prompt_tokens_total in /metrics")
+    requests = cached = 0.0
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            if sample.name == "mlx_gen_cached_prompt_tokens_total":
+                cached = sample.value
+            elif (
+                sample.name == "mlx_gen_requests_total"
+                and sample.labels.get("endpoint") == "/v1/chat/completions"
+            ):
+                requests += sample.value
+    return Counted(requests, cached)
+
+
+def cached_prompt_tokens_since(server: Server, before: Counted, requests: int) -> float:
+    """Prompt tokens served from the prefix cache by the `requests` chat
+    completions sent since `before`. The server counts a request after its
+    last byte went out: wait until it has counted them all."""
+    now = wait_until(
+        lambda: (c := counted(server)).requests >= before.requests + requests and c, 30
+    )
+    assert now, f"{requests} requests sent, counted: {counted(server)} vs {before}"
+    return now.cached_prompt_tokens - before.cached_prompt_tokens

@@ -12,12 +12,11 @@ from __future__ import annotations
 import signal
 import socket
 import subprocess
-import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-import httpx
+from polling import answers, wait_until
 
 
 def free_port() -> int:
@@ -61,23 +60,15 @@ class ChildServer:
                 self.command, cwd=self.workdir, env=self.env, stdout=out, stderr=err,
                 stdin=subprocess.DEVNULL,
             )  # fmt: skip
-        deadline = time.monotonic() + timeout
-        while not self._ready():
-            if not self.alive():
-                raise RuntimeError(f"the server exited: {self.log()[-3000:]}")
-            if time.monotonic() > deadline:
-                raise TimeoutError(
-                    f"the server did not get ready: {self.log()[-3000:]}"
-                )
-            time.sleep(0.05)
+        if not wait_until(self._ready, timeout, interval=0.05):
+            raise TimeoutError(f"the server did not get ready: {self.log()[-3000:]}")
         return self
 
     def _ready(self) -> bool:
-        try:  # loopback: never through a proxy from the environment
-            response = httpx.get(self.url(self.ready_path), timeout=5, trust_env=False)
-        except httpx.TransportError:
-            return False
-        return response.status_code == 200
+        """`ready_path` answers 200; raises if the server exited."""
+        if not self.alive():
+            raise RuntimeError(f"the server exited: {self.log()[-3000:]}")
+        return answers(self.url(self.ready_path))
 
     def alive(self) -> bool:
         return self.proc is not None and self.proc.poll() is None

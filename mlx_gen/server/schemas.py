@@ -212,6 +212,8 @@ class ChatCompletionRequest(SamplingFields):
     messages: list[ChatMessage] = Field(min_length=1)
     tools: list[ToolSpec] | None = Field(None, max_length=MAX_TOOLS)
     tool_choice: Literal["none", "auto", "required"] | NamedToolChoice | None = None
+    # GPT-OSS makes one call per turn; false also ends a turn that goes on
+    # after its first call (server/chat_choices.py).
     parallel_tool_calls: bool | None = None
     reasoning_effort: Effort | None = None
     reasoning: ReasoningOptions | None = None

@@ -213,7 +213,8 @@ def test_reasoning_folds_or_shows_over_a_servers_url(chat, server, scripted):
 
 
 def test_ctrl_c_stops_the_answer_not_the_chat(chat, server, script, tiny_model):
-    from server.helpers import script_ids, wait_until
+    from polling import wait_until
+    from server.helpers import script_ids
 
     # A long reasoning: seconds of streaming, even for the tiny model.
     text = f"<|channel|>analysis<|message|>{THOUGHT * 500}<|end|>"

@@ -3,17 +3,29 @@ with what the reliability suites read from it: memory, gauges, token ids."""
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
-import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import httpx
 from child_server import ChildServer
-from cli_run import cli_env
+from polling import wait_until
 
 MODEL = "tiny"
+
+
+def server_env(cache_dir: Path, extra: Mapping[str, str] | None = None) -> dict:
+    """The test's environment without any MLX_GEN_* of the caller's."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MLX_GEN_")}
+    env |= {
+        "MLX_GEN_CACHE_DIR": str(cache_dir),
+        "MLX_GEN_USE_OPENBLAS": "false",
+        "MLX_GEN_LOG_LEVEL": "warning",
+        "COLUMNS": "200",
+    }
+    return env | dict(extra or {})
 
 
 class ServerProcess(ChildServer):
@@ -27,8 +39,7 @@ class ServerProcess(ChildServer):
         env: Mapping[str, str] | None = None,
     ) -> None:
         command = [sys.executable, "-m", "mlx_gen", "serve", "--model", MODEL, *flags]
-        settings = {"MLX_GEN_CACHE_DIR": str(cache_dir), "MLX_GEN_LOG_LEVEL": "warning"}
-        super().__init__(command, workdir, cli_env(workdir, **settings, **(env or {})))
+        super().__init__(command, workdir, server_env(cache_dir, env))
 
     def rss_bytes(self) -> int:
         """Resident memory of the server process (`ps` works on Linux and macOS)."""
@@ -50,14 +61,8 @@ class ServerProcess(ChildServer):
         """Wait until the engine runs nothing, queues nothing, holds no KV."""
         names = ("mlx_gen_running_sequences", "mlx_gen_queue_length",
                  "mlx_gen_kv_tokens_used")  # fmt: skip
-        deadline = time.monotonic() + timeout
-        while True:
-            gauges = self.gauges()
-            if not any(gauges[name] for name in names):
-                return True
-            if time.monotonic() > deadline:
-                return False
-            time.sleep(0.05)
+        gauges = self.gauges
+        return wait_until(lambda: not any(gauges()[n] for n in names), timeout, 0.05)
 
     def no_eos_bias(self) -> dict[str, int]:
         """A logit bias that keeps the model from ending early: a stream of
