@@ -8,7 +8,8 @@ directory (config.json, model.safetensors, tokenizer files) that
 The tokenizer is a byte-level BPE trained on a small bundled corpus padded with
 seeded pseudo-words, so that it reaches exactly the preset's vocabulary size.
 It carries the harmony special tokens at ids of its own: callers must always
-look them up by string.
+look them up by string. A preset with the `o200k_harmony` vocabulary has
+GPT-OSS's real tokenizer instead (`synthetic_o200k`), real ids included.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ import tempfile
 from dataclasses import asdict, dataclass, field
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 # Bump when the bytes a preset produces change, so stale caches are rebuilt.
 FORMAT_VERSION = 1
@@ -51,6 +52,8 @@ class Preset:
     head_dim: int
     sliding_window: int
     vocab_size: int
+    # "trained": a small BPE of the preset's size; "o200k_harmony": GPT-OSS's own.
+    vocabulary: Literal["trained", "o200k_harmony"] = "trained"
     max_position_embeddings: int = 131072
     rope_scaling: dict[str, Any] = field(
         default_factory=lambda: {
@@ -68,10 +71,12 @@ class Preset:
             "sliding_attention" if i % 2 == 0 else "full_attention"
             for i in range(self.num_hidden_layers)
         ]
+        fields = asdict(self)
+        del fields["vocabulary"]
         return {
             "model_type": "gpt_oss",
             "architectures": ["GptOssForCausalLM"],
-            **asdict(self),
+            **fields,
             # Explicit: mlx-lm drops a layer of an odd count without it.
             "layer_types": layer_types,
             "rope_theta": 150000,
@@ -107,6 +112,21 @@ PRESETS: dict[str, Preset] = {
         head_dim=64,
         sliding_window=128,
         vocab_size=8192,
+    ),
+    # GPT-OSS's real tokenizer and ids on a tiny model: about 26 MB, nearly
+    # all of it the two 201,088-row embedding matrices.
+    "tiny-o200k": Preset(
+        hidden_size=16,
+        intermediate_size=16,
+        num_hidden_layers=2,
+        num_local_experts=4,
+        num_experts_per_tok=2,
+        num_attention_heads=2,
+        num_key_value_heads=1,
+        head_dim=8,
+        sliding_window=32,
+        vocab_size=201088,
+        vocabulary="o200k_harmony",
     ),
 }
 
@@ -155,7 +175,12 @@ def build_model(preset: str, out_dir: Path, seed: int = 0) -> Path:
     config = spec.config()
     _write_weights(config, out_dir, seed)
     (out_dir / "config.json").write_text(json.dumps(config, indent=2))
-    write_tokenizer(out_dir, spec.vocab_size, seed)
+    if spec.vocabulary == "o200k_harmony":
+        from mlx_gen.synthetic_o200k import o200k_harmony_tokenizer
+
+        _save_tokenizer(o200k_harmony_tokenizer(), out_dir)
+    else:
+        write_tokenizer(out_dir, spec.vocab_size, seed)
     return out_dir
 
 
@@ -221,6 +246,11 @@ def write_tokenizer(out_dir: Path, vocab_size: int, seed: int = 0) -> None:
         reserved += 1
     tokenizer.add_special_tokens(specials)
     assert tokenizer.get_vocab_size() == vocab_size
+    _save_tokenizer(tokenizer, out_dir)
+
+
+def _save_tokenizer(tokenizer: Any, out_dir: Path) -> None:
+    """tokenizer.json, its config, and the harmony stop ids as generation eos."""
     tokenizer.save(str(out_dir / "tokenizer.json"))
     tokenizer_config = {
         "tokenizer_class": "PreTrainedTokenizerFast",
