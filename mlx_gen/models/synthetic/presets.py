@@ -9,7 +9,7 @@ The tokenizer is a byte-level BPE trained on a small bundled corpus padded with
 seeded pseudo-words, so that it reaches exactly the preset's vocabulary size.
 It carries the harmony special tokens at ids of its own: callers must always
 look them up by string. A preset with the `o200k_harmony` vocabulary has
-GPT-OSS's real tokenizer instead (`synthetic_o200k`), real ids included.
+GPT-OSS's real tokenizer instead (o200k.py), real ids included.
 """
 
 from __future__ import annotations
@@ -176,7 +176,7 @@ def build_model(preset: str, out_dir: Path, seed: int = 0) -> Path:
     _write_weights(config, out_dir, seed)
     (out_dir / "config.json").write_text(json.dumps(config, indent=2))
     if spec.vocabulary == "o200k_harmony":
-        from mlx_gen.synthetic_o200k import o200k_harmony_tokenizer
+        from mlx_gen.models.synthetic.o200k import o200k_harmony_tokenizer
 
         _save_tokenizer(o200k_harmony_tokenizer(), out_dir)
     else:
