@@ -1,11 +1,10 @@
-"""Servers under test, each a child process on 127.0.0.1 with OpenBLAS preloaded:
-`mlx-gen serve` and `python -m mlx_lm.server`, on the same model directory."""
+"""Servers under test, each a child process on 127.0.0.1 (tests/child_server.py)
+with OpenBLAS preloaded: `mlx-gen serve` and `python -m mlx_lm.server`, on the
+same model directory."""
 
 from __future__ import annotations
 
 import os
-import socket
-import subprocess
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -13,12 +12,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
-from polling import answers, wait_until
+from child_server import ChildServer
+from cli_run import MLX_GEN
+from polling import wait_until
 from prometheus_client.parser import text_string_to_metric_families
 
 OPENBLAS = Path("/usr/lib/x86_64-linux-gnu/openblas-pthread/libblas.so.3")
-MLX_GEN = Path(sys.executable).with_name("mlx-gen")
-READY_TIMEOUT_S = 180.0
 
 
 @dataclass(frozen=True)
@@ -28,12 +27,6 @@ class Server:
     model: str  # the id to put in requests
     pid: int
     ready_memory: dict[str, int]  # process_memory when it first answered
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def server_env(cache_root: Path, hub: Path) -> dict[str, str]:
@@ -67,32 +60,8 @@ def running(
     name: str, command: list[str], ready_path: str, model: str, workdir: Path, env: dict
 ) -> Iterator[Server]:
     """Run `command` until the block ends; yield once `ready_path` answers 200."""
-    port = free_port()
-    command = [*command, "--host", "127.0.0.1", "--port", str(port)]
-    url = f"http://127.0.0.1:{port}"
-    log_path = workdir / f"{name}.log"
-    with log_path.open("w") as log:
-        proc = subprocess.Popen(command, cwd=workdir, env=env, stdout=log, stderr=log)
-        try:
-            _wait_ready(proc, url + ready_path, log_path)
-            yield Server(name, url, model, proc.pid, process_memory(proc.pid))
-        finally:
-            proc.terminate()
-            try:
-                proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
-
-
-def _wait_ready(proc: subprocess.Popen, url: str, log_path: Path) -> None:
-    def ready() -> bool:
-        if proc.poll() is not None:
-            raise RuntimeError(f"server exited: {log_path.read_text()[-2000:]}")
-        return answers(url)
-
-    if not wait_until(ready, READY_TIMEOUT_S, interval=0.25):
-        raise RuntimeError(f"server not ready in {READY_TIMEOUT_S:.0f} s")
+    with ChildServer(command, workdir / name, env, ready_path) as child:
+        yield Server(name, child.base, model, child.pid, process_memory(child.pid))
 
 
 def mlx_gen_serve(workdir: Path, env: dict) -> Iterator[Server]:

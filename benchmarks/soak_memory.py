@@ -29,7 +29,7 @@ from pathlib import Path
 from reliability.server_process import MODEL, ServerProcess
 from reliability.soak_traffic import SERVER_FLAGS, traffic
 
-from mlx_gen.synthetic import ensure_model
+from mlx_gen.models.synthetic.presets import ensure_model
 
 MIB = 1 << 20
 GAUGES = {

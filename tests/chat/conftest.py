@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from mlx_gen.chat import HarmonyFormat, TemplateFormat, format_for
-from mlx_gen.synthetic import ensure_model
+from mlx_gen.models.synthetic.presets import ensure_model
 
 from .helpers import GOLDEN_DATE, write_chatml_tokenizer
 

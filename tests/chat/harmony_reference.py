@@ -39,7 +39,7 @@ from openai_harmony import (
     load_harmony_encoding,
 )
 
-from mlx_gen.synthetic_o200k import o200k_base_vocabulary
+from mlx_gen.models.synthetic.o200k import o200k_base_vocabulary
 
 EFFORTS = {
     "low": ReasoningEffort.LOW,

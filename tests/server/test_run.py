@@ -18,7 +18,7 @@ import pytest
 from polling import answers, wait_until
 from rich.console import Console
 
-from mlx_gen.cli import build_parser
+from mlx_gen.cli.main import build_parser
 from mlx_gen.server.run import check_exposure, panel
 from mlx_gen.settings import Settings
 
