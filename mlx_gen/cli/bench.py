@@ -65,6 +65,10 @@ def _compare(files: list[Path], html: Path | None) -> int:
     if html is not None:
         from mlx_gen.bench.html_report import write_comparison
 
+        for file, report in zip(files, reports, strict=True):
+            if "series" not in report:
+                raise CommandError(f"{file}: written before --report existed: rerun")
+
         write_comparison(reports, html)
         Console(stderr=True).print(f"wrote {html}", style="dim")
     return 0
