@@ -19,7 +19,13 @@ from typing import Any
 
 import httpx
 
-from mlx_gen.bench.request import RequestResult, headers, timed_request, with_retries
+from mlx_gen.bench.request import (
+    RequestResult,
+    headers,
+    honour_retry_after,
+    timed_request,
+    with_retries,
+)
 from mlx_gen.bench.workload import RequestSpec, Workload, synthetic_prompt
 
 
@@ -159,9 +165,13 @@ async def run_users(
         rng = random.Random(f"{config.seed}:{level.name}:{origin}:{number}")
         while time.perf_counter() < deadline:
             spec = config.workload.draw(rng, level.effort)
-            await with_retries(
+            last = await with_retries(
                 client, config, spec, origin, deadline, on_result, number
             )
+            # A user who gave up a refused request still waits as asked.
+            asked = config.retries and last.retry_after is not None
+            if asked and not await honour_retry_after(last, deadline):
+                return  # the wait asked for outlasts the run
 
     await asyncio.gather(*(user(n) for n in range(level.concurrency or 1)))
 

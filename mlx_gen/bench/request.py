@@ -197,20 +197,29 @@ async def with_retries(
     deadline: float,
     on_result: Callable[[RequestResult], None],
     user: int | None = None,
-) -> None:
+) -> RequestResult:
     """Sends `spec`, and after a 429 / 503 with `Retry-After` waits that long
     and sends it again, up to `config.retries` times, as a polite client does;
-    never past `deadline` (a perf_counter time). Every attempt is reported."""
+    never past `deadline` (a perf_counter time). Every attempt is reported;
+    the last is returned."""
     for attempt in range(1, config.retries + 2):
         result = await timed_request(client, config, spec, origin)
         result.user, result.attempt = user, attempt
         on_result(result)
-        wait = result.retry_after
-        if (
-            result.ok
-            or result.error not in RETRIED_STATUSES
-            or wait is None
-            or time.perf_counter() + wait >= deadline
-        ):
-            return
-        await asyncio.sleep(wait)
+        if attempt > config.retries or not await honour_retry_after(result, deadline):
+            break
+    return result
+
+
+async def honour_retry_after(result: RequestResult, deadline: float) -> bool:
+    """Waits as a refusal's Retry-After asks; whether it did (False: not a
+    refusal with one, or the wait would pass `deadline`)."""
+    wait = result.retry_after
+    if (
+        result.error not in RETRIED_STATUSES
+        or wait is None
+        or time.perf_counter() + wait >= deadline
+    ):
+        return False
+    await asyncio.sleep(wait)
+    return True
