@@ -1,0 +1,149 @@
+"""`mlx-gen bench serve --profile ramp|spike|soak|stress` against real
+`mlx-gen serve` children on the tiny model: one throttled on purpose (one
+sequence at a time, one waiting), one rate-limited, and the HTML report."""
+
+from __future__ import annotations
+
+import itertools
+import json
+import re
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from child_server import ChildServer
+from cli_run import MLX_GEN, cli_env, run_cli
+
+SHORT = ("--max-tokens", "8", "--prompt-tokens", "16", "--warmup", "0")
+
+
+def _serve(tmp_path_factory, name: str, *limits: str) -> Iterator[ChildServer]:
+    home = tmp_path_factory.mktemp(name)
+    command = [str(MLX_GEN), "serve", "--model", "tiny", *limits]
+    with ChildServer(command, home, cli_env(home)) as server:
+        yield server
+
+
+@pytest.fixture(scope="module")
+def throttled(tmp_path_factory) -> Iterator[ChildServer]:
+    """Holds two requests: one decoding, one queued; a third gets 503."""
+    yield from _serve(tmp_path_factory, "throttled", "--max-batch-size", "1",
+                      "--max-queue", "1")  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def rate_limited(tmp_path_factory) -> Iterator[ChildServer]:
+    """30 requests at once, then one per 2 s (429, Retry-After: 2)."""
+    yield from _serve(tmp_path_factory, "limited", "--rate-limit-rpm", "30",
+                      "--max-batch-size", "2", "--max-queue", "1")  # fmt: skip
+
+
+def _bench(tmp_path: Path, url: str, *args: str) -> tuple[dict, str]:
+    out = tmp_path / "run.json"
+    done = run_cli(tmp_path, "bench", "serve", url, *SHORT, "--output", str(out),
+                   *args)  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    return json.loads(out.read_text()), done.stdout
+
+
+def test_ramp_finds_the_capacity_a_throttle_implies(throttled, tmp_path):
+    html = tmp_path / "ramp.html"
+    report, stdout = _bench(tmp_path, throttled.base, "--profile", "ramp",
+                            "--concurrency", "1,2,3,4", "--duration", "1.5",
+                            "--reasoning-effort", "low", "--report", str(html),
+                            "--server-pid", str(throttled.pid))  # fmt: skip
+    # The ramp stops at the first level that breaks the SLO: 3 users.
+    assert [lvl["concurrency"] for lvl in report["levels"]] == [1, 2, 3]
+    verdict = report["profile"]["verdicts"]["low"]
+    assert verdict["capacity"] == 2 and verdict["broken_at"] == 3
+    assert verdict["broken_by"][0].startswith("success")
+    assert report["levels"][2]["statuses"].get("503", 0) > 0
+    assert report["levels"][1]["statuses"] == {"200": report["levels"][1]["requests"]}
+    assert "capacity 2 users" in stdout
+    # The server's own metrics and process, sampled every second.
+    resources = report["resources"]
+    assert len(resources) >= 3
+    assert all(s["kv_tokens_budget"] > 0 and s["rss_bytes"] > 0 for s in resources)
+    assert max(s["running"] for s in resources) <= 1  # its batch of one
+    assert {"output_tok_s", "goodput_tok_s", "ttft_p95_s"} <= set(report["series"][0])
+    # One file that opens offline: plotly inlined, nothing fetched, a plot a section.
+    page = html.read_text()
+    assert not re.search(r"<(script|link)[^>]+(src|href)=[\"']?https?:", page)
+    assert page.count("<h2>") == 6 == page.count('class="plotly-graph-div"')
+    assert "capacity 2" in page
+
+
+def test_spike_reports_recovery_and_what_failed(throttled, tmp_path):
+    report, stdout = _bench(tmp_path, throttled.base, "--profile", "spike",
+                            "--concurrency", "1,4", "--duration", "1.5",
+                            "--settle", "1.5")  # fmt: skip
+    phases = [lvl["phase"] for lvl in report["levels"]]
+    assert phases == ["before", "spike", "after"]
+    verdict = report["profile"]["verdicts"]["default"]
+    # Four users against room for two: refused during the spike only.
+    assert verdict["spike_statuses"].get("503", 0) > 0
+    assert report["levels"][0]["statuses"].keys() == {"200"}
+    assert verdict["recovery_s"] is not None and verdict["recovery_s"] < 1.5
+    assert verdict["spike_end_s"] - verdict["spike_start_s"] == pytest.approx(1.5)
+    assert "recovery after the spike" in stdout
+
+
+def test_soak_reports_drift_between_first_and_last_tenth(throttled, tmp_path):
+    report, _ = _bench(tmp_path, throttled.base, "--profile", "soak",
+                       "--concurrency", "1", "--duration", "3")  # fmt: skip
+    verdict = report["profile"]["verdicts"]["default"]
+    assert verdict["first_tenth"]["output_tok_s"] > 0
+    assert verdict["last_tenth"]["success_rate"] == 1.0
+    assert set(verdict["change"]) == set(verdict["first_tenth"])
+    assert len(report["series"]) >= 3
+
+
+def test_stress_is_refused_gracefully_and_retry_after_is_honoured(
+    rate_limited, tmp_path
+):
+    report, _ = _bench(tmp_path, rate_limited.base, "--profile", "stress",
+                       "--concurrency", "4", "--duration", "5")  # fmt: skip
+    verdict = report["profile"]["verdicts"]["default"]
+    assert verdict["refused"] > 0 and verdict["ungraceful"] == 0
+    assert verdict["refused_with_retry_after"] == verdict["refused"]
+    assert verdict["retried"] > 0 and verdict["goodput"]["requests_per_s"] > 0
+    samples = report["levels"][0]["samples"]
+    by_user: dict[int, list[dict]] = {}
+    for sample in sorted(samples, key=lambda s: s["sent_at"]):
+        by_user.setdefault(sample["user"], []).append(sample)
+    waits = 0
+    for sent in by_user.values():
+        for before, after in itertools.pairwise(sent):
+            if before["retry_after"] is not None:  # the next one waited as asked
+                assert after["sent_at"] - before["done_at"] >= before["retry_after"]
+                waits += 1
+    assert waits >= verdict["retried"]
+
+
+def test_targets_gate_the_exit_code(throttled, tmp_path):
+    """`--targets` fails a run whose targets are not met: here, the success
+    target at 100+ users against a server that holds two."""
+    out = tmp_path / "t.json"
+    done = run_cli(tmp_path, "bench", "serve", throttled.base, *SHORT,
+                   "--concurrency", "100", "--num-requests", "100",
+                   "--targets", "--output", str(out))  # fmt: skip
+    success = json.loads(out.read_text())["targets"][1]
+    assert success["met"] is False and success["measured"] < 0.95
+    assert done.returncode == 1, done.stderr
+
+
+def test_compare_report_overlays_two_runs(throttled, tmp_path):
+    files = []
+    for label in ("a", "b"):
+        run_dir = tmp_path / label
+        run_dir.mkdir()
+        _report, _ = _bench(run_dir, throttled.base, "--label", label,
+                           "--num-requests", "3")  # fmt: skip
+        files.append(run_dir / "run.json")
+    html = tmp_path / "cmp.html"
+    done = run_cli(tmp_path, "bench", "compare", *map(str, files), "--report",
+                   str(html))  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    page = html.read_text()
+    assert page.count('class="plotly-graph-div"') == 4
+    assert '"name":"a: TTFT p50"' in page and '"name":"b: TTFT p50"' in page
