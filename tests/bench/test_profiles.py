@@ -147,3 +147,54 @@ def test_compare_report_overlays_two_runs(throttled, tmp_path):
     page = html.read_text()
     assert page.count('class="plotly-graph-div"') == 4
     assert '"name":"a: TTFT p50"' in page and '"name":"b: TTFT p50"' in page
+
+
+def test_workload_of_real_prompts_whole_and_streamed_on_completions(
+    throttled, tmp_path
+):
+    prompts = tmp_path / "prompts.jsonl"
+    prompts.write_text(
+        '"a text prompt"\n{"prompt": "another"}\n'
+        '{"messages": [{"role": "user", "content": "a chat"}]}\n'
+    )
+    for endpoint in ("completions", "chat"):
+        report, _ = _bench(tmp_path, throttled.base, "--prompts", str(prompts),
+                           "--endpoint", endpoint, "--stream-fraction", "0.5",
+                           "--max-tokens", "4:8", "--num-requests", "12")  # fmt: skip
+        level = report["levels"][0]
+        assert level["success_rate"] == 1.0
+        samples = level["samples"]
+        streamed = [s for s in samples if s["stream"]]
+        whole = [s for s in samples if not s["stream"]]
+        assert streamed and whole and level["streamed"] == len(streamed)
+        assert all(s["ttft"] is None and s["e2el"] > 0 for s in whole)
+        # A stream whose few tokens decode to no text has no first token.
+        assert all(s["ttft"] > 0 for s in streamed if s["text_chunks"])
+        assert any(s["text_chunks"] for s in streamed)
+        assert all(0 < s["output_tokens"] <= 8 for s in samples)
+        assert len({s["prompt_tokens"] for s in samples}) > 1
+
+
+@pytest.mark.parametrize(
+    "flags, message",
+    [
+        (("--prompt-tokens", "9:3"), "LOW <= HIGH"),
+        (("--reasoning-effort", "extreme"), "low,medium,high"),
+        (("--profile", "spike", "--concurrency", "4,2"), "PEAK must be above BASE"),
+        (("--profile", "soak", "--rate", "2"), "--rate is for sweeps"),
+        (("--duration", "5"), "--duration needs --profile"),
+        (("--prompts", "missing.jsonl"), "no such file"),
+    ],
+)
+def test_bad_flags_are_one_clear_line(tmp_path, flags, message):
+    done = run_cli(tmp_path, "bench", "serve", "http://127.0.0.1:9", *flags)
+    assert done.returncode != 0 and message in done.stderr
+    assert "Traceback" not in done.stderr
+
+
+def test_bad_prompt_file_names_its_line(throttled, tmp_path):
+    prompts = tmp_path / "bad.jsonl"
+    prompts.write_text('"fine"\n{"messages": "no"}\n')
+    done = run_cli(tmp_path, "bench", "serve", throttled.base, "--prompts",
+                   str(prompts))  # fmt: skip
+    assert done.returncode == 1 and f"{prompts}:2: each line must be" in done.stderr
