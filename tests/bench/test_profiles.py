@@ -198,3 +198,15 @@ def test_bad_prompt_file_names_its_line(throttled, tmp_path):
     done = run_cli(tmp_path, "bench", "serve", throttled.base, "--prompts",
                    str(prompts))  # fmt: skip
     assert done.returncode == 1 and f"{prompts}:2: each line must be" in done.stderr
+
+
+def test_grafana_dashboard_queries_metrics_the_server_exposes(throttled):
+    import httpx
+
+    dashboard = Path(__file__).parents[2] / "deploy" / "grafana-mlx-gen.json"
+    queries = [t["expr"] for p in json.loads(dashboard.read_text())["panels"]
+               for t in p["targets"]]  # fmt: skip
+    used = {name for q in queries for name in re.findall(r"mlx_gen_\w+", q)}
+    exposed = httpx.get(throttled.url("/metrics"), trust_env=False).text
+    names = set(re.findall(r"^(mlx_gen_\w+)", exposed, re.MULTILINE))
+    assert len(used) >= 12 and used <= names, used - names
