@@ -43,74 +43,55 @@ class ProfileRun:
     verdict: dict[str, Any]
 
 
-OnResult = Callable[[RequestResult], None]
-OnLevel = Callable[[LevelRun], None]
+@dataclass(frozen=True)
+class RunContext:
+    """Where a profile sends its load, and whom it tells as it goes."""
+
+    client: httpx.AsyncClient
+    config: LoadConfig
+    origin: float  # perf_counter time every result's times count from
+    on_result: Callable[[RequestResult], None]
+    on_level: Callable[[LevelRun], None]
+
+    async def users(self, level: Level, duration: float) -> LevelRun:
+        run = LevelRun(level, 0.0, [])
+
+        def keep(result: RequestResult) -> None:
+            run.results.append(result)
+            self.on_result(result)
+
+        started = time.perf_counter()
+        await run_users(self.client, self.config, level, duration, self.origin, keep)
+        run.duration = time.perf_counter() - started
+        return run
 
 
-async def _users(
-    client: httpx.AsyncClient,
-    config: LoadConfig,
-    level: Level,
-    duration: float,
-    origin: float,
-    on_result: OnResult,
-) -> LevelRun:
-    run = LevelRun(level, 0.0, [])
-
-    def keep(result: RequestResult) -> None:
-        run.results.append(result)
-        on_result(result)
-
-    started = time.perf_counter()
-    await run_users(client, config, level, duration, origin, keep)
-    run.duration = time.perf_counter() - started
-    return run
-
-
-async def ramp(
-    client: httpx.AsyncClient,
-    config: LoadConfig,
-    plan: ProfilePlan,
-    origin: float,
-    on_result: OnResult,
-    on_level: OnLevel,
-) -> ProfileRun:
+async def ramp(ctx: RunContext, plan: ProfilePlan) -> ProfileRun:
     levels: list[LevelRun] = []
     for users in plan.users:
-        level = Level(users, effort=plan.effort, phase="ramp")
-        run = await _users(client, config, level, plan.duration, origin, on_result)
-        levels.append(run)
-        on_level(run)
-        if plan.slo.breaks(summarize(run)):
+        done = await ctx.users(
+            Level(users, effort=plan.effort, phase="ramp"), plan.duration
+        )
+        levels.append(done)
+        ctx.on_level(done)
+        if plan.slo.breaks(summarize(done)):
             break
     verdict = analysis.ramp_verdict([summarize(r) for r in levels], plan.slo)
     return ProfileRun(levels, verdict)
 
 
-async def spike(
-    client: httpx.AsyncClient,
-    config: LoadConfig,
-    plan: ProfilePlan,
-    origin: float,
-    on_result: OnResult,
-    on_level: OnLevel,
-) -> ProfileRun:
+async def spike(ctx: RunContext, plan: ProfilePlan) -> ProfileRun:
     base, peak = plan.users
-    start = time.perf_counter() - origin
-    results: list[RequestResult] = []
-
-    def keep(result: RequestResult) -> None:
-        results.append(result)
-        on_result(result)
-
-    async def jump() -> None:
-        await asyncio.sleep(plan.settle)
-        extra = Level(peak - base, effort=plan.effort)
-        await run_users(client, config, extra, plan.duration, origin, keep)
-
+    start = time.perf_counter() - ctx.origin
     total = 2 * plan.settle + plan.duration
-    steady = Level(base, effort=plan.effort)
-    await asyncio.gather(run_users(client, config, steady, total, origin, keep), jump())
+    steady = ctx.users(Level(base, effort=plan.effort), total)
+
+    async def jump() -> LevelRun:
+        await asyncio.sleep(plan.settle)
+        return await ctx.users(Level(peak - base, effort=plan.effort), plan.duration)
+
+    parts = await asyncio.gather(steady, jump())
+    results = [r for part in parts for r in part.results]
     bounds = (start, start + plan.settle, start + plan.settle + plan.duration)
     phases = (("before", base), ("spike", peak), ("after", base))
     levels = []
@@ -118,9 +99,9 @@ async def spike(
         phases, bounds, (*bounds[1:], start + total), strict=True
     ):
         part = [r for r in results if low <= r.sent_at < high]
-        run = LevelRun(Level(users, effort=plan.effort, phase=phase), high - low, part)
-        levels.append(run)
-        on_level(run)
+        done = LevelRun(Level(users, effort=plan.effort, phase=phase), high - low, part)
+        levels.append(done)
+        ctx.on_level(done)
     verdict = {
         "recovery_s": analysis.recovery(results, bounds[2], start + total, plan.slo),
         "spike_statuses": analysis.by_status(levels[1].results),
@@ -130,35 +111,24 @@ async def spike(
     return ProfileRun(levels, verdict)
 
 
-async def soak(
-    client: httpx.AsyncClient,
-    config: LoadConfig,
-    plan: ProfilePlan,
-    origin: float,
-    on_result: OnResult,
-    on_level: OnLevel,
-) -> ProfileRun:
-    level = Level(plan.users[0], effort=plan.effort, phase="soak")
-    start = time.perf_counter() - origin
-    run = await _users(client, config, level, plan.duration, origin, on_result)
-    on_level(run)
-    verdict = analysis.drift(run.results, start, start + plan.duration)
-    return ProfileRun([run], verdict)
+async def _steady(ctx: RunContext, plan: ProfilePlan) -> tuple[LevelRun, float]:
+    start = time.perf_counter() - ctx.origin
+    level = Level(plan.users[0], effort=plan.effort, phase=plan.name)
+    done = await ctx.users(level, plan.duration)
+    ctx.on_level(done)
+    return done, start
 
 
-async def stress(
-    client: httpx.AsyncClient,
-    config: LoadConfig,
-    plan: ProfilePlan,
-    origin: float,
-    on_result: OnResult,
-    on_level: OnLevel,
-) -> ProfileRun:
-    level = Level(plan.users[0], effort=plan.effort, phase="stress")
-    run = await _users(client, config, level, plan.duration, origin, on_result)
-    on_level(run)
-    verdict = analysis.stress_verdict(run.results, run.duration, plan.slo)
-    return ProfileRun([run], verdict)
+async def soak(ctx: RunContext, plan: ProfilePlan) -> ProfileRun:
+    done, start = await _steady(ctx, plan)
+    verdict = analysis.drift(done.results, start, start + plan.duration)
+    return ProfileRun([done], verdict)
+
+
+async def stress(ctx: RunContext, plan: ProfilePlan) -> ProfileRun:
+    done, _ = await _steady(ctx, plan)
+    verdict = analysis.stress_verdict(done.results, done.duration, plan.slo)
+    return ProfileRun([done], verdict)
 
 
 RUNNERS = {"ramp": ramp, "spike": spike, "soak": soak, "stress": stress}

@@ -13,7 +13,7 @@ from rich.live import Live
 
 from mlx_gen.bench.analysis import Slo
 from mlx_gen.bench.loadgen import Level, LevelRun, LoadConfig, run_level
-from mlx_gen.bench.profiles import RUNNERS, ProfilePlan
+from mlx_gen.bench.profiles import RUNNERS, ProfilePlan, RunContext
 from mlx_gen.bench.report import levels_table, summarize
 from mlx_gen.bench.request import RequestResult
 
@@ -100,8 +100,7 @@ async def run_profile(
                 args.profile, args.concurrency, args.duration, slo, effort, args.settle
             )
             live.begin(Level(args.concurrency[0], effort=effort, phase=args.profile))
-            run = await RUNNERS[args.profile](
-                client, config, plan, origin, live.add, live.finish
-            )
+            context = RunContext(client, config, origin, live.add, live.finish)
+            run = await RUNNERS[args.profile](context, plan)
             verdicts[effort or "default"] = run.verdict
     return live.done, verdicts
