@@ -95,7 +95,9 @@ def test_soak_reports_drift_between_first_and_last_tenth(throttled, tmp_path):
                        "--concurrency", "1", "--duration", "3")  # fmt: skip
     verdict = report["profile"]["verdicts"]["default"]
     assert verdict["first_tenth"]["output_tok_s"] > 0
-    assert verdict["last_tenth"]["success_rate"] == 1.0
+    assert report["levels"][0]["success_rate"] == 1.0
+    # None when no request began in the last tenth (a busy machine's slow one).
+    assert verdict["last_tenth"]["success_rate"] in (1.0, None)
     assert set(verdict["change"]) == set(verdict["first_tenth"])
     assert len(report["series"]) >= 3
 
