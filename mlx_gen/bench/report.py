@@ -19,7 +19,7 @@ from mlx_gen.hosts import is_loopback
 from mlx_gen.units import GB
 
 PERCENTILES = (50, 95, 99)
-METRICS = ("ttft", "tpot", "itl", "e2el")
+METRICS = ("ttft", "answer_ttft", "tpot", "itl", "e2el")
 # The product's targets: GPT-OSS-20B on a 32 GB Apple Silicon Mac.
 TARGET_IDLE_TTFT_S = 0.100
 TARGET_SUCCESS_RATE = 0.95
@@ -57,6 +57,7 @@ def summarize(run: LevelRun) -> dict[str, Any]:
     output_tokens = sum(r.output_tokens for r in ok)
     samples = {
         "ttft": [r.ttft for r in ok if r.ttft is not None],
+        "answer_ttft": [r.answer_ttft for r in ok if r.answer_ttft is not None],
         "tpot": [r.tpot for r in ok if r.tpot is not None],
         "itl": [gap for r in ok for gap in r.itl],
         "e2el": [r.e2el for r in ok if r.e2el is not None],
@@ -66,6 +67,8 @@ def summarize(run: LevelRun) -> dict[str, Any]:
         "level": run.level.name,
         "concurrency": run.level.concurrency,
         "rate": run.level.rate,
+        "effort": run.level.effort,
+        "phase": run.level.phase,
         "requests": len(run.results),
         "completed": len(ok),
         "failed": len(run.results) - len(ok),
@@ -74,6 +77,9 @@ def summarize(run: LevelRun) -> dict[str, Any]:
         "duration_s": run.duration,
         "output_tokens": output_tokens,
         "output_tokens_per_request_mean": output_tokens / len(ok) if ok else 0.0,
+        "reasoning_tokens_mean": _mean([r.reasoning_tokens for r in ok]),
+        "streamed": sum(r.stream for r in run.results),
+        "retried": sum(r.attempt > 1 for r in run.results),
         "prompt_tokens_mean": _mean([r.prompt_tokens for r in ok if r.prompt_tokens]),
         "usage_reported": all(r.usage_reported for r in ok) if ok else False,
         "output_tok_s": output_tokens / run.duration if run.duration else 0.0,
@@ -272,3 +278,39 @@ def compare_table(reports: list[dict[str, Any]]) -> Table:
             table.add_row(level, name, *cells)
         table.add_section()
     return table
+
+
+def _verdict_line(profile: str, verdict: dict[str, Any]) -> str:
+    if profile == "ramp":
+        broken = ", ".join(verdict["broken_by"]) or "never"
+        return (
+            f"capacity {verdict['capacity']} users (last level within the SLO),"
+            f" knee {verdict['knee']} users; SLO broken at"
+            f" {verdict['broken_at']} users by: {broken}"
+        )
+    if profile == "spike":
+        recovery = verdict["recovery_s"]
+        back = "never within the run" if recovery is None else f"{recovery:.0f} s"
+        return f"recovery after the spike: {back}; spike: {verdict['spike_statuses']}"
+    if profile == "soak":
+        change = {k: v for k, v in verdict["change"].items() if v is not None}
+        return "drift, last tenth vs first: " + ", ".join(
+            f"{k} {v:+.1%}" for k, v in change.items()
+        )
+    good = verdict["goodput"]
+    return (
+        f"statuses {verdict['statuses']}; refused {verdict['refused']}"
+        f" ({verdict['refused_with_retry_after']} with Retry-After), retried"
+        f" {verdict['retried']}, timeouts/resets {verdict['ungraceful']}; goodput"
+        f" {good['requests_per_s']:.2f} req/s, {good['output_tok_s']:.1f} tok/s"
+    )
+
+
+def profile_lines(profile: dict[str, Any]) -> list[str]:
+    """A sentence per profile run: what the profile found."""
+    if profile["name"] is None:
+        return []
+    return [
+        f"{profile['name']} ({effort}): {_verdict_line(profile['name'], verdict)}"
+        for effort, verdict in profile["verdicts"].items()
+    ]

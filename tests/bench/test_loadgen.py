@@ -25,9 +25,12 @@ from mlx_gen.bench.loadgen import (
     run_level,
 )
 from mlx_gen.bench.report import percentile, summarize, target_checks
+from mlx_gen.bench.workload import Span, Workload
 
 SUMMARY_FIELDS = {
-    "level", "concurrency", "rate", "requests", "completed", "failed",
+    "level", "concurrency", "rate", "effort", "phase", "reasoning_tokens_mean",
+    "streamed", "retried", "answer_ttft_s", "goodput", "statuses", "requests",
+    "completed", "failed",
     "success_rate", "failures", "duration_s", "output_tokens",
     "output_tokens_per_request_mean", "prompt_tokens_mean", "usage_reported",
     "output_tok_s", "requests_per_s", "decode_tok_s_per_stream",
@@ -35,11 +38,13 @@ SUMMARY_FIELDS = {
 }  # fmt: skip
 SAMPLE_FIELDS = {
     "ok", "sent_at", "error", "detail", "ttft", "e2el", "itl", "output_tokens",
-    "text_chunks", "prompt_tokens", "usage_reported", "tpot",
+    "text_chunks", "prompt_tokens", "usage_reported", "tpot", "done_at", "stream",
+    "effort", "answer_ttft", "reasoning_tokens", "retry_after", "user", "attempt",
 }  # fmt: skip
 REPORT_FIELDS = {
     "label", "url", "model", "server", "created", "config", "hardware",
-    "hardware_text", "levels", "targets",
+    "hardware_text", "levels", "targets", "server_pid", "slo", "profile",
+    "series", "resources",
 }  # fmt: skip
 
 
@@ -142,8 +147,9 @@ def test_connection_errors_are_counted_by_kind():
 
 
 def test_each_level_is_bounded_by_its_deadline(mlx_lm_server):
+    workload = Workload(max_tokens=Span(64))
     config = LoadConfig(
-        mlx_lm_server, "m", num_requests=50, max_tokens=64, level_deadline=0.3
+        mlx_lm_server, "m", num_requests=50, workload=workload, level_deadline=0.3
     )
 
     async def go():
