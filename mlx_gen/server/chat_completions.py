@@ -21,6 +21,7 @@ from mlx_gen.server.outputs import TokenTexts, new_id
 from mlx_gen.server.respond import respond
 from mlx_gen.server.schemas import ChatCompletionRequest
 from mlx_gen.server.state import AppState, state_of
+from mlx_gen.server.structured import chat_constraint
 
 
 def render_chat(
@@ -54,6 +55,7 @@ async def chat_completions(request: Request) -> Response:
     info.model = served.name
     # Rendering tokenizes the whole conversation: off the event loop.
     prompt = await run_in_threadpool(render_chat, state, body)
+    constraint = await chat_constraint(state, body)
     n_prompt = len(prompt.token_ids)
     max_tokens = resolve_max_tokens(
         body.requested_max_tokens, n_prompt, served, state.settings.max_tokens_default
@@ -77,7 +79,13 @@ async def chat_completions(request: Request) -> Response:
         stops=sampling.stop,
     )
     events = submit(
-        served, prompt.token_ids, sampling, answer.request_id, reservation, body.user
+        served,
+        prompt.token_ids,
+        sampling,
+        answer.request_id,
+        reservation,
+        body.user,
+        constraint,
     )
     return await respond(
         request, state, answer, events, reservation, n_prompt, bool(body.stream)

@@ -22,6 +22,7 @@ from mlx_gen.server.outputs import AnswerBase, TokenTexts, completion_logprobs, 
 from mlx_gen.server.respond import respond
 from mlx_gen.server.schemas_text import CompletionRequest
 from mlx_gen.server.state import state_of
+from mlx_gen.server.structured import completion_constraint
 
 
 class CompletionAnswer(AnswerBase):
@@ -120,6 +121,7 @@ async def completions(request: Request) -> Response:
         check_token_ids(body.prompt, served, "prompt")
         prompt_ids = list(body.prompt)
         prompt_text = served.tokenizer.decode(prompt_ids) if body.echo else ""
+    constraint = await completion_constraint(state, body.response_format)
     max_tokens = resolve_max_tokens(
         body.max_tokens, len(prompt_ids), served, state.settings.max_tokens_default
     )
@@ -139,7 +141,13 @@ async def completions(request: Request) -> Response:
         include_usage=bool(body.stream_options and body.stream_options.include_usage),
     )
     events = submit(
-        served, prompt_ids, sampling, answer.request_id, reservation, body.user
+        served,
+        prompt_ids,
+        sampling,
+        answer.request_id,
+        reservation,
+        body.user,
+        constraint,
     )
     return await respond(
         request, state, answer, events, reservation, len(prompt_ids), bool(body.stream)

@@ -17,6 +17,7 @@ from mlx_gen.server.schemas import (
     ToolSpec,
     refuse,
 )
+from mlx_gen.server.schemas_structured import ResponseFormat
 
 TokenId = Annotated[int, Field(ge=0, le=(1 << 31) - 1)]
 MAX_PROMPT_IDS = 1 << 20
@@ -31,6 +32,7 @@ class CompletionRequest(SamplingFields):
     logprobs: int | None = Field(None, ge=0, le=5)
     best_of: int | None = Field(None, ge=1, le=MAX_CHOICES)
     suffix: str | None = None
+    response_format: ResponseFormat | None = None
 
     @field_validator("prompt")
     @classmethod
