@@ -94,7 +94,7 @@ def compile_grammar(grammar: str, tokenizer: Any) -> Constraint:
 
 def _message(error: str) -> str:
     """The library's error without its grammar position ("at 2(7): ")."""
-    text = re.sub(r"^at \d+\(\d+\): ", "", error.strip())
+    text = re.sub(r"^at \d+\(\d+\): ", "", error.strip()).split("<state>")[0]
     return " ".join(text.split())[:500] or "invalid grammar"
 
 
@@ -149,9 +149,8 @@ class ConstraintMasks:
             matcher = self._matchers.get(seq)
             if matcher is None:
                 matcher = self._matchers[seq] = constraint.start()
-            # A stopped matcher's row ends on this token: its mask is moot.
-            if not matcher.is_stopped():
-                active.append((matcher, i))
+            # A complete grammar's mask allows only the end tokens: the row stops.
+            active.append((matcher, i))
         bitmask = np.full((len(rows), words), -1, dtype=np.int32)
         if active:
             llguidance.numpy.fill_next_token_bitmask_par(
