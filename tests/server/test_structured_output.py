@@ -4,6 +4,7 @@ the random-weight tiny model, where only the constraint makes output valid."""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 from typing import Literal
 
@@ -92,8 +93,7 @@ def test_the_model_reasons_first_within_its_budget(client):
     jsonschema.validate(json.loads(message.content), SCHEMAS["flat"])
     reasoning = message.model_extra["reasoning"]
     assert reasoning  # the analysis channel was free
-    tokens = [t.token for t in reply.choices[0].logprobs.content]
-    assert tokens.index("<|end|>") - tokens.index("<|message|>") - 1 <= 10
+    assert reasoning_length(reply.choices[0]) <= 10
 
 
 def test_budget_zero_answers_directly(client):
@@ -325,3 +325,42 @@ def test_constrained_neighbours_leave_greedy_rows_unchanged(server):
 
     alone, together = run_async(server, scenario)
     assert together == alone
+
+
+def reasoning_length(choice) -> int:
+    """Tokens of the analysis message (0 when the turn answered directly)."""
+    tokens = [t.token for t in choice.logprobs.content]
+    if "".join(tokens).startswith("<|channel|>final"):
+        return 0
+    return tokens.index("<|end|>") - tokens.index("<|message|>") - 1
+
+
+def test_a_budget_alone_bounds_the_reasoning_of_a_free_answer(client):
+    reply = client.chat.completions.create(
+        model=MODEL,
+        messages=HI,
+        max_completion_tokens=40,
+        seed=8,
+        logprobs=True,
+        extra_body={"max_reasoning_tokens": 3},
+    )
+    choice = reply.choices[0]
+    assert reasoning_length(choice) <= 3
+    text = "".join(t.token for t in choice.logprobs.content)
+    assert "<|channel|>final<|message|>" in text
+
+
+def test_the_registry_budget_applies_to_constrained_answers(served, make_server):
+    server = make_server(dataclasses.replace(served, default_max_reasoning_tokens=2))
+    client = openai.OpenAI(base_url=server.url("/v1"), api_key="x", max_retries=0)
+    reply = client.chat.completions.create(
+        model=MODEL,
+        messages=HI,
+        response_format=json_format(SCHEMAS["string_enum"]),
+        max_completion_tokens=60,
+        seed=4,
+        logprobs=True,
+    )
+    choice = reply.choices[0]
+    json.loads(choice.message.content)
+    assert reasoning_length(choice) <= 2
