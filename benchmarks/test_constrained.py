@@ -15,11 +15,10 @@ import time
 
 import pytest
 from engine_runs import engine_batch, make_prompts
-from llguidance import LLMatcher
 from timing import paired_ratios, run_rounds, spread
 
 from mlx_gen.chat.harmony_grammar import json_schema_lark
-from mlx_gen.engine.constraints import compile_grammar
+from mlx_gen.engine.constraints import compile_grammar, lark_grammar
 
 PROMPT_TOKENS = 128
 DECODE_TOKENS = 64
@@ -48,21 +47,29 @@ RECORD = {
 
 
 def grammar(schema: dict) -> str:
-    return LLMatcher.grammar_from_lark(f"start: {json_schema_lark(schema)}\n")
+    return lark_grammar(f"start: {json_schema_lark(schema)}\n")
 
 
 @pytest.mark.parametrize("batch", [1, 8, 32])
 def test_constrained_decode(benchmark, engine, bench_model, rng, rounds, record, batch):
     _, tokenizer = bench_model
     constraint = compile_grammar(grammar(LONG_TEXT), tokenizer)
-    prompts = [
-        make_prompts(tokenizer, batch, PROMPT_TOKENS, rng) for _ in range(rounds + 1)
-    ]
+    # Each system its own prompts: the engine's prefix cache would serve the
+    # second a prompt the first just ran.
+    prompts = {
+        name: [
+            make_prompts(tokenizer, batch, PROMPT_TOKENS, rng)
+            for _ in range(rounds + 1)
+        ]
+        for name in ("constrained", "unconstrained")
+    }
     systems = {
         "constrained": lambda r: engine_batch(
-            engine, prompts[r], DECODE_TOKENS, constraint
+            engine, prompts["constrained"][r], DECODE_TOKENS, constraint
         ),
-        "unconstrained": lambda r: engine_batch(engine, prompts[r], DECODE_TOKENS),
+        "unconstrained": lambda r: engine_batch(
+            engine, prompts["unconstrained"][r], DECODE_TOKENS
+        ),
     }
     got = run_rounds(benchmark, systems, rounds)
     steady = {k: [a.steady_decode()[0] for a in v] for k, v in got.items()}

@@ -81,9 +81,14 @@ def constraint_tokenizer(tokenizer: Any) -> llguidance.LLTokenizer:
         return found
 
 
+def lark_grammar(lark: str) -> str:
+    """The library's grammar of a Lark text (checked when compiled)."""
+    return llguidance.LLMatcher.grammar_from_lark(lark)
+
+
 def compile_grammar(grammar: str, tokenizer: Any) -> Constraint:
-    """Compile an llguidance grammar (LLMatcher.grammar_from_*); raises
-    InvalidGrammar naming the problem."""
+    """Compile an llguidance grammar (`lark_grammar`); raises InvalidGrammar
+    naming the problem."""
     start = time.perf_counter()
     lltokenizer = constraint_tokenizer(tokenizer)
     matcher = llguidance.LLMatcher(lltokenizer, grammar, log_level=0)

@@ -121,7 +121,7 @@ async def completions(request: Request) -> Response:
         check_token_ids(body.prompt, served, "prompt")
         prompt_ids = list(body.prompt)
         prompt_text = served.tokenizer.decode(prompt_ids) if body.echo else ""
-    constraint = await completion_constraint(state, body.response_format)
+    constraint = await completion_constraint(state, body.response_format, body)
     max_tokens = resolve_max_tokens(
         body.max_tokens, len(prompt_ids), served, state.settings.max_tokens_default
     )

@@ -21,7 +21,11 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError
 
-from mlx_gen.server.schemas_structured import ResponseFormat, check_schema_depth
+from mlx_gen.server.schemas_structured import (
+    GuidedFields,
+    ResponseFormat,
+    check_schema_depth,
+)
 
 MAX_TOKENS_LIMIT = 1 << 20
 MAX_CHOICES = 16
@@ -183,7 +187,7 @@ class ReasoningOptions(Strict):
     effort: Effort | None = None
 
 
-class ChatCompletionRequest(SamplingFields):
+class ChatCompletionRequest(SamplingFields, GuidedFields):
     messages: list[ChatMessage] = Field(min_length=1)
     tools: list[ToolSpec] | None = Field(None, max_length=MAX_TOOLS)
     tool_choice: Literal["none", "auto", "required"] | NamedToolChoice | None = None

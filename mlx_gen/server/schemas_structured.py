@@ -64,3 +64,12 @@ class ResponseFormat(BaseModel):
         if self.json_schema is not None:
             return self.json_schema.json_schema
         return None
+
+
+class GuidedFields(BaseModel):
+    """vLLM's extensions: the answer matches a regex, or is one of a list."""
+
+    guided_regex: str | None = Field(None, min_length=1, max_length=4096)
+    guided_choice: list[Annotated[str, Field(min_length=1, max_length=1024)]] | None = (
+        Field(None, min_length=1, max_length=256)
+    )

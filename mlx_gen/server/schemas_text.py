@@ -17,13 +17,13 @@ from mlx_gen.server.schemas import (
     ToolSpec,
     refuse,
 )
-from mlx_gen.server.schemas_structured import ResponseFormat
+from mlx_gen.server.schemas_structured import GuidedFields, ResponseFormat
 
 TokenId = Annotated[int, Field(ge=0, le=(1 << 31) - 1)]
 MAX_PROMPT_IDS = 1 << 20
 
 
-class CompletionRequest(SamplingFields):
+class CompletionRequest(SamplingFields, GuidedFields):
     prompt: str | list[TokenId] | list[str] | list[list[TokenId]] = Field(
         max_length=MAX_PROMPT_IDS
     )

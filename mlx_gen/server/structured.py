@@ -1,8 +1,9 @@
 """From a request's structured-output fields to the engine's constraint.
 
-Chat: `response_format`, `tool_choice` and `max_reasoning_tokens` decide the
-shape of the turn (chat/harmony_grammar.py); a request that sets none of them
-runs unconstrained, as before. Completions: `response_format` constrains the
+Chat: `response_format` (or vLLM's `guided_regex` / `guided_choice`),
+`tool_choice` and `max_reasoning_tokens` decide the shape of the turn
+(chat/harmony_grammar.py); a request that sets none of them runs
+unconstrained, as before. Completions: the same answer fields constrain the
 whole text. Every schema is compiled before the request is queued, so an
 invalid or unsupported one is a 400 that names it, never an unconstrained
 answer.
@@ -10,116 +11,140 @@ answer.
 
 from __future__ import annotations
 
-from typing import Any
-
-from llguidance import LLMatcher
 from starlette.concurrency import run_in_threadpool
 
 from mlx_gen.chat.harmony_grammar import (
     ANY_OBJECT,
     TurnShape,
+    answer_lark,
     harmony_lark,
     json_schema_lark,
 )
 from mlx_gen.chat.harmony_tokens import control_token_ids
-from mlx_gen.engine.constraints import Constraint, InvalidGrammar, compile_grammar
+from mlx_gen.engine.constraints import (
+    Constraint,
+    InvalidGrammar,
+    compile_grammar,
+    lark_grammar,
+)
 from mlx_gen.server.errors import bad_request
 from mlx_gen.server.schemas import ChatCompletionRequest
-from mlx_gen.server.schemas_structured import ResponseFormat
+from mlx_gen.server.schemas_structured import GuidedFields, ResponseFormat
 from mlx_gen.server.served import ServedModel
 from mlx_gen.server.state import AppState
+
+# (request field, Lark expression): each is compiled alone first, so that an
+# error names the field at fault.
+Part = tuple[str, str]
 
 
 async def chat_constraint(
     state: AppState, body: ChatCompletionRequest
 ) -> Constraint | None:
     served = state.served
-    shape = turn_shape(body, served)
+    shape, parts = turn_shape(body, served)
     if shape is None:
         return None
     ids = control_token_ids(served.tokenizer)
     if ids is not None and served.chat_format.name == "harmony":
-        grammar = LLMatcher.grammar_from_lark(harmony_lark(shape, ids))
+        lark = harmony_lark(shape, ids)
     elif shape.tools or not shape.final_allowed:
         raise bad_request(
             f"tool_choice is enforced for the harmony format only, not for "
             f"{served.chat_format.name!r}.",
             "tool_choice",
         )
-    else:  # a plain template: the whole answer is the JSON
-        grammar = _json_grammar(shape.answer or ANY_OBJECT)
-    return await _compile(state, shape, grammar)
+    else:  # a plain chat template: the whole answer is constrained
+        lark = f"start: {shape.answer or json_schema_lark(ANY_OBJECT)}\n"
+    return await _compile(state, parts, lark)
 
 
 async def completion_constraint(
-    state: AppState, response_format: ResponseFormat | None
+    state: AppState, response_format: ResponseFormat | None, guided: GuidedFields
 ) -> Constraint | None:
-    schema = response_format.answer_schema() if response_format else None
-    if schema is None:
+    part = answer_part(response_format, guided)
+    if part is None:
         return None
-    return await _compile(state, TurnShape(answer=schema), _json_grammar(schema))
+    return await _compile(state, [part], f"start: {part[1]}\n")
 
 
-def turn_shape(body: ChatCompletionRequest, served: ServedModel) -> TurnShape | None:
-    """The shape the turn must have, or None to leave it free."""
-    answer = body.response_format.answer_schema() if body.response_format else None
+def answer_part(
+    response_format: ResponseFormat | None, guided: GuidedFields
+) -> Part | None:
+    """The one answer constraint a request sets, or None for free text."""
+    given = {
+        "response_format": answer_lark(
+            schema=response_format.answer_schema() if response_format else None
+        ),
+        "guided_regex": answer_lark(regex=guided.guided_regex),
+        "guided_choice": answer_lark(choice=guided.guided_choice),
+    }
+    parts = [(name, lark) for name, lark in given.items() if lark is not None]
+    if len(parts) > 1:
+        names = " and ".join(name for name, _ in parts)
+        raise bad_request(f"Give one answer constraint, not {names}.", parts[1][0])
+    return parts[0] if parts else None
+
+
+def turn_shape(
+    body: ChatCompletionRequest, served: ServedModel
+) -> tuple[TurnShape | None, list[Part]]:
+    """The shape the turn must have (None: leave it free), and its parts."""
+    answer = answer_part(body.response_format, body)
     choice = body.tool_choice
-    forced = choice == "required" or not isinstance(choice, str | None)
+    named = choice if not isinstance(choice, str | None) else None
+    forced = choice == "required" or named is not None
     if answer is None and not forced and body.max_reasoning_tokens is None:
-        return None
+        return None, []
     tools = {
-        t.function.name: t.function.parameters or ANY_OBJECT for t in body.tools or []
+        t.function.name: json_schema_lark(t.function.parameters or ANY_OBJECT)
+        for t in body.tools or []
     }
     if forced and not tools:
         raise bad_request(
             "tool_choice forces a tool call, but no tools are given.", "tool_choice"
         )
-    if not isinstance(choice, str | None):
-        name = choice.function.name
-        if name not in tools:
+    if named is not None:
+        if named.function.name not in tools:
             raise bad_request(
-                f"tool_choice names {name!r}, which is not among the tools.",
+                f"tool_choice names {named.function.name!r}, which is not among "
+                "the tools.",
                 "tool_choice",
             )
-        tools = {name: tools[name]}
+        tools = {named.function.name: tools[named.function.name]}
     elif choice == "none":
         tools = {}
     budget = body.max_reasoning_tokens
-    return TurnShape(
-        answer=answer,
+    if budget is None:
+        budget = served.default_max_reasoning_tokens
+    shape = TurnShape(
+        answer=answer[1] if answer else None,
         tools=list(tools.items()),
         final_allowed=not forced,
-        reasoning_budget=served.default_max_reasoning_tokens
-        if budget is None
-        else budget,
+        reasoning_budget=budget,
     )
+    parts = [answer] if answer else []
+    return shape, parts + [(f"tools ({name})", lark) for name, lark in tools.items()]
 
 
-def _json_grammar(schema: dict[str, Any]) -> str:
-    return LLMatcher.grammar_from_lark(f"start: {json_schema_lark(schema)}\n")
-
-
-async def _compile(state: AppState, shape: TurnShape, grammar: str) -> Constraint:
-    served = state.served
-    # Each schema alone first, so that the error names the one at fault.
-    checks = [("response_format", shape.answer)] if shape.answer is not None else []
-    checks += [(f"tools ({name})", schema) for name, schema in shape.tools]
+async def _compile(state: AppState, parts: list[Part], lark: str) -> Constraint:
+    tokenizer = state.served.tokenizer
+    for where, part in parts:
+        try:
+            await run_in_threadpool(
+                compile_grammar, lark_grammar(f"start: {part}\n"), tokenizer
+            )
+        except InvalidGrammar as exc:
+            raise bad_request(
+                f"Invalid or unsupported constraint in {where}: {exc}",
+                where.split()[0],
+            ) from None
     try:
-        for where, schema in checks:
-            try:
-                await run_in_threadpool(
-                    compile_grammar, _json_grammar(schema), served.tokenizer
-                )
-            except InvalidGrammar as exc:
-                raise bad_request(
-                    f"Invalid or unsupported JSON schema in {where}: {exc}",
-                    where.split()[0],
-                ) from None
-        constraint = await run_in_threadpool(compile_grammar, grammar, served.tokenizer)
+        constraint = await run_in_threadpool(
+            compile_grammar, lark_grammar(lark), tokenizer
+        )
     except InvalidGrammar as exc:
-        raise bad_request(
-            f"The output grammar does not compile: {exc}", "response_format"
-        ) from None
+        raise bad_request(f"The output grammar does not compile: {exc}") from None
     state.metrics.constrained_requests.inc()
     state.metrics.schema_compile.observe(constraint.compile_seconds)
     return constraint

@@ -7,10 +7,9 @@ import asyncio
 import json
 
 import pytest
-from llguidance import LLMatcher
 
 from mlx_gen.chat.harmony_grammar import json_schema_lark
-from mlx_gen.engine.constraints import InvalidGrammar, compile_grammar
+from mlx_gen.engine.constraints import InvalidGrammar, compile_grammar, lark_grammar
 from mlx_gen.engine.types import GenerationRequest, SamplingParams
 
 from .helpers import collect, run
@@ -28,7 +27,7 @@ PAIR = {
 
 def json_constraint(tokenizer, schema: dict):
     lark = f"start: {json_schema_lark(schema)}\n"
-    return compile_grammar(LLMatcher.grammar_from_lark(lark), tokenizer)
+    return compile_grammar(lark_grammar(lark), tokenizer)
 
 
 def test_each_choice_follows_its_own_matcher_and_stops_when_complete(

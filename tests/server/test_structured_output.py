@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import json
+import re
 from typing import Literal
 
 import httpx
@@ -364,3 +365,34 @@ def test_the_registry_budget_applies_to_constrained_answers(served, make_server)
     choice = reply.choices[0]
     json.loads(choice.message.content)
     assert reasoning_length(choice) <= 2
+
+
+def test_vllm_regex_and_choice_constrain_chat_and_completions(client):
+    chat = client.chat.completions.create(
+        model=MODEL,
+        messages=HI,
+        max_completion_tokens=40,
+        seed=6,
+        extra_body={"guided_regex": r"[A-Z]{2}-\d{3}", "max_reasoning_tokens": 0},
+    )
+    assert re.fullmatch(r"[A-Z]{2}-\d{3}", chat.choices[0].message.content)
+    text = client.completions.create(
+        model=MODEL,
+        prompt="Pick:",
+        max_tokens=20,
+        seed=6,
+        extra_body={"guided_choice": ["left", "right", "up or down"]},
+    )
+    assert text.choices[0].text in ("left", "right", "up or down")
+
+
+def test_two_answer_constraints_are_400(server):
+    body = {
+        "model": MODEL,
+        "messages": HI,
+        "guided_choice": ["a"],
+        "response_format": {"type": "json_object"},
+    }
+    response = httpx.post(server.url("/v1/chat/completions"), json=body)
+    assert response.status_code == 400
+    assert "response_format and guided_choice" in response.json()["error"]["message"]
