@@ -40,6 +40,11 @@ def json_format(schema: dict) -> dict:
     }
 
 
+def chat(client: openai.OpenAI, **fields):
+    """A chat completion of "Hi" from the served model."""
+    return client.chat.completions.create(model=MODEL, messages=HI, **fields)
+
+
 @pytest.fixture
 def client(server) -> openai.OpenAI:
     return openai.OpenAI(base_url=server.url("/v1"), api_key="none", max_retries=0)
@@ -81,9 +86,8 @@ def test_every_kind_of_schema_is_followed(server):
 
 
 def test_the_model_reasons_first_within_its_budget(client):
-    reply = client.chat.completions.create(
-        model=MODEL,
-        messages=HI,
+    reply = chat(
+        client,
         response_format=json_format(SCHEMAS["flat"]),
         max_completion_tokens=120,
         seed=3,
@@ -98,9 +102,8 @@ def test_the_model_reasons_first_within_its_budget(client):
 
 
 def test_budget_zero_answers_directly(client):
-    reply = client.chat.completions.create(
-        model=MODEL,
-        messages=HI,
+    reply = chat(
+        client,
         response_format=json_format(SCHEMAS["string_enum"]),
         max_completion_tokens=40,
         extra_body={"max_reasoning_tokens": 0},
@@ -136,9 +139,8 @@ def test_parse_returns_the_pydantic_object(client):
 
 
 def test_json_object_gives_an_object(client):
-    reply = client.chat.completions.create(
-        model=MODEL,
-        messages=HI,
+    reply = chat(
+        client,
         response_format={"type": "json_object"},
         max_completion_tokens=60,
         seed=1,
@@ -155,9 +157,8 @@ def test_json_object_gives_an_object(client):
 
 @pytest.mark.parametrize("seed", range(4))
 def test_tool_choice_required_always_calls_a_valid_tool(client, seed):
-    reply = client.chat.completions.create(
-        model=MODEL,
-        messages=HI,
+    reply = chat(
+        client,
         tools=[GET_POINT, SET_MODE],
         tool_choice="required",
         max_completion_tokens=80,
@@ -175,9 +176,8 @@ def test_tool_choice_required_always_calls_a_valid_tool(client, seed):
 
 def test_named_tool_choice_calls_that_tool(client):
     for seed in range(3):
-        reply = client.chat.completions.create(
-            model=MODEL,
-            messages=HI,
+        reply = chat(
+            client,
             tools=[GET_POINT, SET_MODE],
             tool_choice={"type": "function", "function": {"name": "set_mode"}},
             max_completion_tokens=60,
@@ -278,9 +278,8 @@ def test_metrics_count_constrained_requests_and_mask_time(server, client):
         }
 
     before = scrape()
-    client.chat.completions.create(
-        model=MODEL,
-        messages=HI,
+    chat(
+        client,
         response_format=json_format(SCHEMAS["flat"]),
         max_completion_tokens=60,
         extra_body={"max_reasoning_tokens": 0},
@@ -337,9 +336,8 @@ def reasoning_length(choice) -> int:
 
 
 def test_a_budget_alone_bounds_the_reasoning_of_a_free_answer(client):
-    reply = client.chat.completions.create(
-        model=MODEL,
-        messages=HI,
+    reply = chat(
+        client,
         max_completion_tokens=40,
         seed=8,
         logprobs=True,
@@ -354,9 +352,8 @@ def test_a_budget_alone_bounds_the_reasoning_of_a_free_answer(client):
 def test_the_registry_budget_applies_to_constrained_answers(served, make_server):
     server = make_server(dataclasses.replace(served, default_max_reasoning_tokens=2))
     client = openai.OpenAI(base_url=server.url("/v1"), api_key="x", max_retries=0)
-    reply = client.chat.completions.create(
-        model=MODEL,
-        messages=HI,
+    reply = chat(
+        client,
         response_format=json_format(SCHEMAS["string_enum"]),
         max_completion_tokens=60,
         seed=4,
@@ -368,14 +365,13 @@ def test_the_registry_budget_applies_to_constrained_answers(served, make_server)
 
 
 def test_vllm_regex_and_choice_constrain_chat_and_completions(client):
-    chat = client.chat.completions.create(
-        model=MODEL,
-        messages=HI,
+    answer = chat(
+        client,
         max_completion_tokens=40,
         seed=6,
         extra_body={"guided_regex": r"[A-Z]{2}-\d{3}", "max_reasoning_tokens": 0},
     )
-    assert re.fullmatch(r"[A-Z]{2}-\d{3}", chat.choices[0].message.content)
+    assert re.fullmatch(r"[A-Z]{2}-\d{3}", answer.choices[0].message.content)
     text = client.completions.create(
         model=MODEL,
         prompt="Pick:",
@@ -396,3 +392,24 @@ def test_two_answer_constraints_are_400(server):
     response = httpx.post(server.url("/v1/chat/completions"), json=body)
     assert response.status_code == 400
     assert "response_format and guided_choice" in response.json()["error"]["message"]
+
+
+def test_a_forced_call_streams_its_arguments(client):
+    stream = chat(
+        client,
+        tools=[GET_POINT],
+        tool_choice="required",
+        max_completion_tokens=80,
+        seed=9,
+        stream=True,
+        extra_body={"max_reasoning_tokens": 2},
+    )
+    names, arguments, finish = [], "", None
+    for chunk in stream:
+        choice = chunk.choices[0]
+        for call in choice.delta.tool_calls or []:
+            names += [call.function.name] if call.function.name else []
+            arguments += call.function.arguments or ""
+        finish = choice.finish_reason or finish
+    assert names == ["get_point"] and finish == "tool_calls"
+    jsonschema.validate(json.loads(arguments), GET_POINT["function"]["parameters"])
