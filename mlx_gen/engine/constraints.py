@@ -27,6 +27,7 @@ an all-true mask: their logits, and so their greedy tokens, are unchanged.
 
 from __future__ import annotations
 
+import functools
 import re
 import threading
 import time
@@ -53,7 +54,6 @@ class Constraint:
 
     matcher: llguidance.LLMatcher
     vocab_size: int  # the tokenizer's: the width of the mask
-    compile_seconds: float
 
     def start(self) -> llguidance.LLMatcher:
         return self.matcher.deep_copy()
@@ -86,15 +86,17 @@ def lark_grammar(lark: str) -> str:
     return llguidance.LLMatcher.grammar_from_lark(lark)
 
 
+# Agents send the same tools and schemas turn after turn: a compiled grammar
+# is only ever copied, never advanced, so one compilation serves them all.
+@functools.lru_cache(maxsize=256)
 def compile_grammar(grammar: str, tokenizer: Any) -> Constraint:
     """Compile an llguidance grammar (`lark_grammar`); raises InvalidGrammar
     naming the problem."""
-    start = time.perf_counter()
     lltokenizer = constraint_tokenizer(tokenizer)
     matcher = llguidance.LLMatcher(lltokenizer, grammar, log_level=0)
     if matcher.is_error():
         raise InvalidGrammar(_message(matcher.get_error()))
-    return Constraint(matcher, lltokenizer.vocab_size, time.perf_counter() - start)
+    return Constraint(matcher, lltokenizer.vocab_size)
 
 
 def _message(error: str) -> str:
