@@ -16,7 +16,7 @@ from mlx_gen.chat.base import (
 from mlx_gen.chat.harmony_parser import HarmonyParser
 from mlx_gen.chat.harmony_render import REASONING_EFFORTS, HarmonyRenderer
 from mlx_gen.chat.harmony_tokens import CALL, RETURN
-from mlx_gen.chat.text import TokenText
+from mlx_gen.engine.detokenizer import decoder_for
 
 
 class HarmonyFormat:
@@ -36,7 +36,7 @@ class HarmonyFormat:
         self.stop_token_ids = [control_ids[RETURN], control_ids[CALL]]
         self._control_ids = control_ids
         self._renderer = HarmonyRenderer(tokenizer, control_ids, today)
-        self._token_text = TokenText(tokenizer)
+        self._decoder = decoder_for(tokenizer)
 
     def render(
         self,
@@ -49,7 +49,9 @@ class HarmonyFormat:
         return self._renderer.render(messages, tools, effort, add_generation_prompt)
 
     def parser(self) -> HarmonyParser:
-        return HarmonyParser(self._control_ids, self._token_text)
+        # Special tokens other than harmony's own carry no text of their own.
+        decoder = self._decoder
+        return HarmonyParser(self._control_ids, decoder.stream(decoder.special_ids))
 
     def parse_all(self, token_ids: list[int]) -> ParsedAnswer:
         return parse_all(self.parser(), token_ids)

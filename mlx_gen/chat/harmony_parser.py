@@ -37,7 +37,7 @@ from mlx_gen.chat.harmony_tokens import (
     RETURN,
     START,
 )
-from mlx_gen.chat.text import TextRun, TokenText
+from mlx_gen.engine.detokenizer import Detokenizer
 
 # Real headers are one short line; longer text was never a header.
 MAX_HEADER_CHARS = 160
@@ -64,10 +64,11 @@ class Route(Enum):
 class HarmonyParser:
     """One choice's parser: `feed` ids as they come, `finish` at the end."""
 
-    def __init__(self, control_ids: dict[str, int], token_text: TokenText) -> None:
+    def __init__(self, control_ids: dict[str, int], text: Detokenizer) -> None:
+        """`text` decodes the ids that are not control tokens."""
         self.reasoning_tokens = 0
         self._control = {token_id: name for name, token_id in control_ids.items()}
-        self._text = TextRun(token_text)
+        self._text = text
         self._events: list[ParsedEvent] = []
         self._tool_calls = 0
         self._state = State.HEADER

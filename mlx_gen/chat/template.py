@@ -10,6 +10,7 @@ everything else into content.
 from __future__ import annotations
 
 import json
+from collections.abc import Collection
 from typing import Any
 
 from mlx_gen.chat.answer import parse_all
@@ -24,7 +25,7 @@ from mlx_gen.chat.base import (
     RenderedPrompt,
     Tool,
 )
-from mlx_gen.chat.text import special_token_ids
+from mlx_gen.engine.detokenizer import Detokenizer, decoder_for
 
 _PROBE = [{"role": "user", "content": "Hello"}]
 
@@ -34,13 +35,13 @@ class ThinkParser:
 
     def __init__(
         self,
-        tokenizer: Any,
-        skip_ids: set[int],
+        text: Detokenizer,
+        skip_ids: Collection[int],
         tags: tuple[str, str] | None,
         thinking: bool,
     ) -> None:
         self.reasoning_tokens = 0
-        self._detokenizer = tokenizer.detokenizer
+        self._text = text
         self._skip = skip_ids
         self._tags = tags
         self._thinking = thinking
@@ -54,13 +55,11 @@ class ThinkParser:
                 continue
             if self._thinking:
                 self.reasoning_tokens += 1
-            self._detokenizer.add_token(token_id)
-            self._split(self._detokenizer.last_segment)
+            self._split(self._text.add(token_id))
         return self._drain()
 
     def finish(self) -> list[ParsedEvent]:
-        self._detokenizer.finalize()
-        self._split(self._detokenizer.last_segment)
+        self._split(self._text.flush())
         self._emit(self._held)
         self._held = ""
         self._events.append(MessageEnd(channel=None))
@@ -155,7 +154,8 @@ class TemplateFormat:
         tag_ids = set(tokenizer.think_start_tokens or ()) | set(
             tokenizer.think_end_tokens or ()
         )
-        self._skip_ids = special_token_ids(tokenizer) - tag_ids
+        self._decoder = decoder_for(tokenizer)
+        self._skip_ids = self._decoder.special_ids - tag_ids
         # Templates that open the thinking block in the prompt make the model
         # start inside it.
         self._starts_thinking = False
@@ -204,7 +204,7 @@ class TemplateFormat:
 
     def parser(self) -> ThinkParser:
         return ThinkParser(
-            self._tokenizer, self._skip_ids, self._tags, self._starts_thinking
+            self._decoder.stream(), self._skip_ids, self._tags, self._starts_thinking
         )
 
     def parse_all(self, token_ids: list[int]) -> ParsedAnswer:

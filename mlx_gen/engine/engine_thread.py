@@ -24,7 +24,7 @@ import mlx.nn as nn
 
 from mlx_gen.engine import memory
 from mlx_gen.engine.config import EngineConfig
-from mlx_gen.engine.detokenizer import detokenizer_factory
+from mlx_gen.engine.detokenizer import decoder_for
 from mlx_gen.engine.model_runner import ModelRunner
 from mlx_gen.engine.prefix_cache import PrefixCache
 from mlx_gen.engine.sampling import make_processors
@@ -51,7 +51,7 @@ class EngineThread:
         self.model, self.tokenizer, self.config = model, tokenizer, config
         stops = config.default_stop_token_ids
         self._stop_ids = frozenset(tokenizer.eos_token_ids if stops is None else stops)
-        self._new_detokenizer = detokenizer_factory(tokenizer)
+        self._new_detokenizer = decoder_for(tokenizer).stream
         self.inbox: queue.SimpleQueue[tuple[str, Any]] = queue.SimpleQueue()
         self.ready = threading.Event()
         self.startup_error: BaseException | None = None
@@ -123,7 +123,7 @@ class EngineThread:
                 if command == "submit":
                     self._enqueue(*arg)
                 elif command == "abort":
-                    self._abort(arg)
+                    self._abort(*arg)
                 else:
                     self._deadline = arg
                 command, arg = self.inbox.get_nowait()
@@ -197,7 +197,7 @@ class EngineThread:
                 self._fail(state, exc)
                 continue
             try:
-                self._runner.add(state.seqs, state.cache, state.prompt[-1])
+                self._runner.add(state.live(), state.cache, state.prompt[-1])
             except Exception as exc:  # the batch caches may be half-extended
                 self._fail_batch(exc)
                 self._fail(state, exc)
@@ -237,13 +237,21 @@ class EngineThread:
     def _fail(self, state: RequestState, exc: Exception) -> None:
         self._end_request(state, "error", f"{type(exc).__name__}: {exc}")
 
-    def _abort(self, request_id: str) -> None:
+    def _abort(self, request_id: str, index: int | None) -> None:
         state = self._scheduler.find(request_id)
-        if state is not None:
-            if state in self._scheduler.waiting:
-                with self.lock:
-                    self.unadmitted -= 1
-            self._end_request(state, "abort", None)
+        if state is None:
+            return
+        live = state.live()
+        chosen = [s for s in live if index is None or s.index == index]
+        if len(chosen) < len(live):  # the request's other choices go on
+            self._runner.remove(chosen)
+            for seq in chosen:
+                self._end(seq, "abort", None)
+            return
+        if state in self._scheduler.waiting:
+            with self.lock:
+                self.unadmitted -= 1
+        self._end_request(state, "abort", None)
 
     def _end_request(
         self, state: RequestState, reason: FinishReason, error: str | None
@@ -292,4 +300,4 @@ class EngineThread:
         if self._outbox:
             outbox, self._outbox = self._outbox, []
             for request_id in hand_over(outbox):  # their loops have closed
-                self.inbox.put(("abort", request_id))
+                self.inbox.put(("abort", (request_id, None)))

@@ -98,10 +98,11 @@ class LLMEngine:
             worker.inbox.put(("submit", (request, sink, time.perf_counter())))
         return stream
 
-    def abort(self, request_id: str) -> None:
-        """End a request (from any thread) within one decode step; its last
-        event has finish_reason 'abort'."""
-        self._worker.inbox.put(("abort", request_id))
+    def abort(self, request_id: str, index: int | None = None) -> None:
+        """End a request, or only its choice `index`, from any thread, within
+        one decode step; the last event of each choice ended has
+        finish_reason 'abort'. Its batch rows and KV budget are freed."""
+        self._worker.inbox.put(("abort", (request_id, index)))
 
     def stats(self) -> EngineStats:
         worker = self._worker

@@ -62,7 +62,7 @@ class Scheduler:
         rows = width = prefill = 0
         admitted = [*self.prefilling, *([extra] if extra else [])]
         for state in (*admitted, *self.running.values()):
-            live = len(state.seqs) if state in admitted else len(state.live())
+            live = len(state.live())
             if live:
                 rows += live
                 width = max(width, state.reach)

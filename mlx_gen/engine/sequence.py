@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from mlx_gen.engine.detokenizer import Detokenizer
+from mlx_gen.engine.stop_strings import StopStrings
 from mlx_gen.engine.types import (
     FinishReason,
     GenerationEvent,
@@ -18,38 +19,6 @@ from mlx_gen.engine.types import (
     TokenLogprob,
     Usage,
 )
-
-
-class StopStrings:
-    """Finds stop strings in streamed text. Text that could be the start of a
-    stop string is held back until the next tokens decide; a matched stop
-    string and anything after it are never emitted."""
-
-    def __init__(self, stops: list[str]) -> None:
-        self._stops = [s for s in stops if s]
-        self._held = ""
-
-    def feed(self, text: str) -> tuple[str, bool]:
-        """Returns (text safe to emit, whether a stop string matched)."""
-        if not self._stops:
-            return text, False
-        buf = self._held + text
-        hits = [i for i in (buf.find(s) for s in self._stops) if i >= 0]
-        if hits:
-            self._held = ""
-            return buf[: min(hits)], True
-        hold = 0
-        for stop in self._stops:
-            for k in range(min(len(stop) - 1, len(buf)), hold, -1):
-                if buf.endswith(stop[:k]):
-                    hold = k
-                    break
-        self._held = buf[len(buf) - hold :]
-        return buf[: len(buf) - hold], False
-
-    def flush(self) -> str:
-        held, self._held = self._held, ""
-        return held
 
 
 class Sequence:

@@ -6,12 +6,17 @@ from collections.abc import Callable
 from typing import Any
 
 from mlx_gen.chat.base import OutputParser
+from mlx_gen.engine.detokenizer import TokenDecoder
 from mlx_gen.engine.types import GenerationEvent
 from mlx_gen.server.chat_choices import ChatChoice
-from mlx_gen.server.outputs import AnswerBase, TokenTexts, chat_logprobs
+from mlx_gen.server.outputs import AnswerBase, chat_logprobs
 
 
 class ChatAnswer(AnswerBase):
+    """A choice may end here before it ends in the engine (a stop string in
+    the content; the first tool call with `one_call`): `end_choice(index)` then
+    frees its row in the engine, and its last engine event only brings usage."""
+
     chunk_object = "chat.completion.chunk"
 
     def __init__(
@@ -20,14 +25,17 @@ class ChatAnswer(AnswerBase):
         model: str,
         n: int,
         new_parser: Callable[[], OutputParser],
-        texts: TokenTexts,
+        decoder: TokenDecoder,
+        end_choice: Callable[[int], None],
         top_logprobs: int | None,  # None: no logprobs asked
         include_usage: bool = False,
         stops: list[str] | None = None,
+        one_call: bool = False,
     ) -> None:
         super().__init__(request_id, model, n, include_usage)
-        self.choices = [ChatChoice(i, new_parser(), stops) for i in range(n)]
-        self.texts = texts
+        self.choices = [ChatChoice(i, new_parser(), stops, one_call) for i in range(n)]
+        self.decoder = decoder
+        self.end_choice = end_choice
         self.top_logprobs = top_logprobs
         self.logprobs: list[list[dict[str, Any]]] = [[] for _ in range(n)]
 
@@ -49,16 +57,21 @@ class ChatAnswer(AnswerBase):
         """The chunks of one engine event (none once the answer failed)."""
         choice = self.choices[event.index]
         self.generated += len(event.token_ids)
+        was_open = choice.finish_reason is None
         pieces = [self._choice(event.index, d) for d in choice.feed(event)]
-        if self.top_logprobs is not None and event.logprobs:
-            entries = chat_logprobs(event.logprobs, self.texts, self.top_logprobs)
+        if was_open and self.top_logprobs is not None and event.logprobs:
+            entries = chat_logprobs(event.logprobs, self.decoder, self.top_logprobs)
             self.logprobs[event.index] += entries
             if not pieces:
                 pieces.append(self._choice(event.index, {}))
             pieces[0]["logprobs"] = {"content": entries}
-        if event.finish_reason is not None:
-            if not self.finish(event, choice.reasoning_tokens):
-                return []
+        ends_now = was_open and choice.finish_reason is not None
+        if event.finish_reason is None:
+            if ends_now:
+                self.end_choice(event.index)
+        elif not self.finish(event, choice.reasoning_tokens, check=was_open):
+            return []
+        if ends_now:
             pieces.append(self._choice(event.index, {}, choice.finish_reason))
         return [self.chunk([piece]) for piece in pieces]
 

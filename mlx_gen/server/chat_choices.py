@@ -11,12 +11,14 @@ from typing import Any
 from mlx_gen.chat.answer import collect
 from mlx_gen.chat.base import (
     ContentDelta,
+    MessageEnd,
     OutputParser,
     ParsedEvent,
     ReasoningDelta,
     ToolCallArgumentsDelta,
     ToolCallStart,
 )
+from mlx_gen.engine.stop_strings import StopStrings
 from mlx_gen.engine.types import GenerationEvent
 
 
@@ -63,49 +65,25 @@ def merge_deltas(events: list[ParsedEvent]) -> list[dict[str, Any]]:
     return out
 
 
-class StopTrimmer:
-    """Ends the content at the first stop string, which is not part of it.
-
-    The engine ends generation on a stop string, but the chat format parses
-    tokens, and the token that completed the match (and what came with it)
-    must not reach the client. Text that could be the start of a stop string
-    is held back until it is known not to be one.
-    """
-
-    def __init__(self, stops: list[str]) -> None:
-        self.stops = [s for s in stops if s]
-        self.pending = ""
-        self.stopped = False
-
-    def feed(self, text: str) -> str:
-        if self.stopped or not self.stops:
-            return "" if self.stopped else text
-        self.pending += text
-        hits = [i for i in (self.pending.find(s) for s in self.stops) if i >= 0]
-        if hits:
-            out, self.pending, self.stopped = self.pending[: min(hits)], "", True
-            return out
-        keep = max(
-            (n for s in self.stops for n in range(1, len(s))
-             if self.pending.endswith(s[:n])),
-            default=0,
-        )  # fmt: skip
-        cut = len(self.pending) - keep
-        out, self.pending = self.pending[:cut], self.pending[cut:]
-        return out
-
-    def flush(self) -> str:
-        out, self.pending = self.pending, ""
-        return out
-
-
 class ChatChoice:
+    """One choice's answer. It may end before the engine's sequence does: at a
+    stop string in the content, or, with `one_call`, once the first tool call
+    is complete. The caller then frees the engine's row."""
+
     def __init__(
-        self, index: int, parser: OutputParser, stops: list[str] | None = None
+        self,
+        index: int,
+        parser: OutputParser,
+        stops: list[str] | None = None,
+        one_call: bool = False,
     ) -> None:
         self.index = index
         self.parser = parser
-        self.stop = StopTrimmer(stops or [])
+        # Stops apply to the content the user sees: never to reasoning,
+        # tool-call arguments or the format's headers.
+        self.stops = StopStrings(stops or [])
+        self.one_call = one_call
+        self.called = False
         self.parsed: list[ParsedEvent] = []
         self.finish_reason: str | None = None
 
@@ -114,26 +92,47 @@ class ChatChoice:
         return self.parser.reasoning_tokens
 
     def feed(self, event: GenerationEvent) -> list[dict[str, Any]]:
-        """This step's deltas; on the last event, sets `finish_reason`."""
+        """This step's deltas; sets `finish_reason` once the choice ends.
+        What the engine makes after that is dropped."""
+        if self.finish_reason is not None:
+            return []
+        final = event.finish_reason is not None
         parsed = self.parser.feed(event.token_ids)
-        if event.finish_reason is not None:
-            parsed += self.parser.finish()
-        parsed = self._trim(parsed, final=event.finish_reason is not None)
-        self.parsed += parsed
-        if event.finish_reason is not None:
-            called = any(isinstance(e, ToolCallStart) for e in self.parsed)
-            reason = event.finish_reason
-            self.finish_reason = "tool_calls" if reason == "stop" and called else reason
-        return merge_deltas(parsed)
-
-    def _trim(self, events: list[ParsedEvent], final: bool) -> list[ParsedEvent]:
-        out = [
-            ContentDelta(self.stop.feed(e.text)) if isinstance(e, ContentDelta) else e
-            for e in events
-        ]
         if final:
-            out.append(ContentDelta(self.stop.flush()))
-        return out
+            parsed += self.parser.finish()
+        kept, ended = self._until_end(parsed)
+        if ended != "stop" and (ended or final):
+            # Held back as the possible start of a stop string: content after all.
+            kept.append(ContentDelta(self.stops.flush()))
+        self.parsed += kept
+        if ended is not None:
+            self.finish_reason = ended
+        elif final:
+            reason = event.finish_reason
+            self.finish_reason = (
+                "tool_calls" if reason == "stop" and self.called else reason
+            )
+        return merge_deltas(kept)
+
+    def _until_end(
+        self, events: list[ParsedEvent]
+    ) -> tuple[list[ParsedEvent], str | None]:
+        """The events up to the end of this choice, if they hold it, and its
+        finish reason."""
+        kept: list[ParsedEvent] = []
+        for event in events:
+            if isinstance(event, ContentDelta):
+                text, matched = self.stops.feed(event.text)
+                kept.append(ContentDelta(text))
+                if matched:
+                    return kept, "stop"
+                continue
+            kept.append(event)
+            if isinstance(event, ToolCallStart):
+                self.called = True
+            elif isinstance(event, MessageEnd) and self.called and self.one_call:
+                return kept, "tool_calls"  # the first call's message is complete
+        return kept, None
 
     def message(self) -> dict[str, Any]:
         answer = collect(self.parsed, self.parser.reasoning_tokens)

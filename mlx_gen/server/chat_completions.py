@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from functools import partial
+
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import Response
 
 from mlx_gen.chat.base import RenderedPrompt
+from mlx_gen.engine.detokenizer import decoder_for
 from mlx_gen.server.chat_answer import ChatAnswer
 from mlx_gen.server.context import info_of
 from mlx_gen.server.errors import bad_request
@@ -17,7 +20,7 @@ from mlx_gen.server.generation import (
     sampling_params,
     submit,
 )
-from mlx_gen.server.outputs import TokenTexts, new_id
+from mlx_gen.server.outputs import new_id
 from mlx_gen.server.respond import respond
 from mlx_gen.server.schemas import ChatCompletionRequest
 from mlx_gen.server.state import AppState, state_of
@@ -65,18 +68,24 @@ async def chat_completions(request: Request) -> Response:
     sampling = sampling_params(
         body, served, max_tokens, served.chat_format.stop_token_ids
     )
+    # Stop strings apply to the answer's content, not to the raw text with
+    # the format's headers and reasoning that the engine sees.
+    stops, sampling.stop = sampling.stop, []
     top_logprobs = (body.top_logprobs or 0) if body.logprobs else None
     sampling.logprobs = top_logprobs is not None
     sampling.top_logprobs = top_logprobs or 0
+    request_id = new_id("chatcmpl")
     answer = ChatAnswer(
-        new_id("chatcmpl"),
+        request_id,
         served.name,
         n,
         served.chat_format.parser,
-        TokenTexts(served.tokenizer),
+        decoder_for(served.tokenizer),
+        partial(served.engine.abort, request_id),
         top_logprobs,
         include_usage=bool(body.stream_options and body.stream_options.include_usage),
-        stops=sampling.stop,
+        stops=stops,
+        one_call=body.parallel_tool_calls is False,
     )
     events = submit(
         served,

@@ -8,6 +8,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import Response
 
+from mlx_gen.engine.detokenizer import TokenDecoder, decoder_for
 from mlx_gen.engine.types import GenerationEvent
 from mlx_gen.server.context import info_of
 from mlx_gen.server.generation import (
@@ -18,7 +19,7 @@ from mlx_gen.server.generation import (
     sampling_params,
     submit,
 )
-from mlx_gen.server.outputs import AnswerBase, TokenTexts, completion_logprobs, new_id
+from mlx_gen.server.outputs import AnswerBase, completion_logprobs, new_id
 from mlx_gen.server.respond import respond
 from mlx_gen.server.schemas_text import CompletionRequest
 from mlx_gen.server.state import state_of
@@ -33,13 +34,13 @@ class CompletionAnswer(AnswerBase):
         request_id: str,
         model: str,
         n: int,
-        texts: TokenTexts,
+        decoder: TokenDecoder,
         top_logprobs: int | None,  # None: no logprobs asked
         echo: str = "",
         include_usage: bool = False,
     ) -> None:
         super().__init__(request_id, model, n, include_usage)
-        self.texts = texts
+        self.decoder = decoder
         self.top_logprobs = top_logprobs
         self.echo = echo
         self.text = [echo] * n
@@ -73,7 +74,7 @@ class CompletionAnswer(AnswerBase):
         if self.top_logprobs is not None and event.logprobs:
             offset = len(self.text[i])
             logprobs = completion_logprobs(
-                event.logprobs, self.texts, self.top_logprobs, offset
+                event.logprobs, self.decoder, self.top_logprobs, offset
             )
             for key, values in logprobs.items():
                 self.logprobs[i][key] += values
@@ -135,7 +136,7 @@ async def completions(request: Request) -> Response:
         new_id("cmpl"),
         served.name,
         n,
-        TokenTexts(served.tokenizer),
+        decoder_for(served.tokenizer),
         body.logprobs,
         echo=prompt_text if body.echo else "",
         include_usage=bool(body.stream_options and body.stream_options.include_usage),

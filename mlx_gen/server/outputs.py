@@ -7,6 +7,7 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
+from mlx_gen.engine.detokenizer import TokenDecoder
 from mlx_gen.engine.types import GenerationEvent, TokenLogprob
 from mlx_gen.server.errors import APIError
 
@@ -74,29 +75,16 @@ class UsageTally:
         return usage_dict(self.prompt, self.completion, self.reasoning, self.cached)
 
 
-class TokenTexts:
-    """Token id -> its text, for logprobs (cached: the same ids recur)."""
-
-    def __init__(self, tokenizer: Any) -> None:
-        self._tokenizer = tokenizer
-        self._cache: dict[int, str] = {}
-
-    def __call__(self, token_id: int) -> str:
-        text = self._cache.get(token_id)
-        if text is None:
-            text = self._tokenizer.decode([token_id])
-            self._cache[token_id] = text
-        return text
-
-
 def chat_logprobs(
-    entries: list[TokenLogprob], texts: TokenTexts, top_n: int
+    entries: list[TokenLogprob], decoder: TokenDecoder, top_n: int
 ) -> list[dict[str, Any]]:
-    """The chat shape: one entry per token with its `top_logprobs`."""
+    """The chat shape: one entry per token with its `top_logprobs`; `bytes`
+    are the token's own, even when it holds only part of a character."""
 
     def one(token_id: int, logprob: float) -> dict[str, Any]:
-        text = texts(token_id)
-        return {"token": text, "logprob": logprob, "bytes": list(text.encode())}
+        raw = decoder.token_bytes(token_id)
+        text = raw.decode("utf-8", "replace")
+        return {"token": text, "logprob": logprob, "bytes": list(raw)}
 
     return [
         one(e.token_id, e.logprob)
@@ -106,18 +94,19 @@ def chat_logprobs(
 
 
 def completion_logprobs(
-    entries: list[TokenLogprob], texts: TokenTexts, top_n: int, offset: int
+    entries: list[TokenLogprob], decoder: TokenDecoder, top_n: int, offset: int
 ) -> dict[str, Any]:
     """The legacy completions shape: parallel lists, text offsets from `offset`."""
+    text = decoder.token_text
     tokens, offsets = [], []
     for e in entries:
-        tokens.append(texts(e.token_id))
+        tokens.append(text(e.token_id))
         offsets.append(offset)
         offset += len(tokens[-1])
     return {
         "tokens": tokens,
         "token_logprobs": [e.logprob for e in entries],
-        "top_logprobs": [{texts(t): lp for t, lp in e.top[:top_n]} for e in entries],
+        "top_logprobs": [{text(t): lp for t, lp in e.top[:top_n]} for e in entries],
         "text_offset": offsets,
     }
 
@@ -156,10 +145,13 @@ class AnswerBase:
     def usage_chunk(self) -> dict[str, Any]:
         return self.chunk([]) | {"usage": self.tally.as_dict()}
 
-    def finish(self, event: GenerationEvent, reasoning: int = 0) -> bool:
-        """Count a choice's last event; False if it failed (see `failure`)."""
+    def finish(
+        self, event: GenerationEvent, reasoning: int = 0, check: bool = True
+    ) -> bool:
+        """Count a choice's last event; False if it failed (see `failure`).
+        Unchecked: a choice the answer had already ended cannot fail."""
         self.tally.add(event, reasoning)
-        failure = engine_failure(event)
+        failure = engine_failure(event) if check else None
         if failure is not None and self.failure is None:
             self.failure = failure
         return failure is None

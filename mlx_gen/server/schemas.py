@@ -192,6 +192,8 @@ class ChatCompletionRequest(SamplingFields, GuidedFields):
     tools: list[ToolSpec] | None = Field(None, max_length=MAX_TOOLS)
     tool_choice: Literal["none", "auto", "required"] | NamedToolChoice | None = None
     max_reasoning_tokens: int | None = Field(None, ge=0, le=MAX_TOKENS_LIMIT)
+    # GPT-OSS makes one call per turn; false also ends a turn that goes on
+    # after its first call (server/chat_choices.py).
     parallel_tool_calls: bool | None = None
     reasoning_effort: Effort | None = None
     reasoning: ReasoningOptions | None = None

@@ -220,6 +220,13 @@ def test_recipients_that_are_not_functions_are_not_tool_calls(
     assert answer.content == "out{}"
 
 
+def test_special_tokens_outside_harmony_carry_no_text(
+    harmony: HarmonyFormat, script
+) -> None:
+    ids = script("<|channel|>final<|message|>a<|endoftext|>b<|startoftext|>c")
+    assert harmony.parse_all(ids).content == "abc"
+
+
 def test_unknown_and_out_of_vocabulary_ids_carry_no_text(
     harmony: HarmonyFormat, harmony_tokenizer: Any, script
 ) -> None:

@@ -11,6 +11,7 @@ from mlx_lm.tokenizer_utils import load
 from mlx_gen.chat import TemplateFormat, collect, format_for
 from mlx_gen.chat.base import ContentDelta, ReasoningDelta
 from mlx_gen.chat.template import ThinkParser
+from mlx_gen.engine.detokenizer import decoder_for
 
 from .helpers import write_chatml_tokenizer
 
@@ -89,7 +90,8 @@ def test_think_tags_written_by_the_model(tmp_path: Path) -> None:
 
 
 def test_tags_split_over_several_tokens_are_held_back(chatml_tokenizer: Any) -> None:
-    parser = ThinkParser(chatml_tokenizer, set(), ("[[think]]", "[[/think]]"), False)
+    text = decoder_for(chatml_tokenizer).stream()
+    parser = ThinkParser(text, set(), ("[[think]]", "[[/think]]"), False)
     ids = encode(chatml_tokenizer, "a [[think]]b[[/think]]c [[thin")
     events = []
     for token_id in ids:
@@ -144,3 +146,19 @@ def test_templates_mlx_lm_renders_in_python(tmp_path: Path) -> None:
     rendered = format_for(tokenizer).render([{"role": "user", "content": "Hi there"}])
     assert "Hi there" in rendered.text
     assert tokenizer.decode(rendered.token_ids) == rendered.text
+
+
+def test_streamed_text_is_the_decoded_text_even_inside_characters(
+    tmp_path: Path,
+) -> None:
+    tokenizer = load(write_chatml_tokenizer(tmp_path, PLAIN_TEMPLATE))
+    content = " Answer:  你好 🙂."
+    ids = encode(tokenizer, content + "<|im_end|>")
+    assert len(ids) > len(content), "precondition: characters span ids"
+    parser = format_for(tokenizer).parser()
+    events = [e for token_id in ids for e in parser.feed([token_id])]
+    events += parser.finish()
+    texts = [e.text for e in events if isinstance(e, ContentDelta)]
+    assert not any("\ufffd" in text for text in texts)
+    # Exactly what the tokenizer decodes: the leading space is the model's.
+    assert "".join(texts) == content == tokenizer.decode(ids[:-1])

@@ -19,7 +19,7 @@ from mlx_gen.engine.types import (
 )
 from mlx_gen.settings import Settings
 
-from .helpers import collect, greedy, run
+from .helpers import Result, collect, greedy, run
 
 LONG = 100_000  # max_tokens of requests that only end when aborted
 
@@ -61,6 +61,56 @@ def test_abort_frees_the_slot_within_a_step(make_engine):
     assert final.finish_reason == "abort" and final.error is None
     assert final.usage.completion_tokens == len(seen) - 1
     assert other.final[0].finish_reason == "length"  # the neighbour went on
+    assert_idle(engine)
+
+
+def test_aborting_one_choice_frees_its_row_and_the_others_go_on(make_engine):
+    engine = make_engine()
+
+    async def scenario():
+        request = greedy([1, 2, 3], 40, n=2)
+        result, seen = Result(), {}
+        async for event in engine.submit(request):
+            result.add(event)
+            if len(result.tokens[0]) == 3 and not seen:
+                seen = {"kv": engine.stats().kv_tokens_used, "running": 2}
+                assert engine.stats().running == 2
+                engine.abort(request.request_id, 0)
+            if event.index == 0 and event.finish_reason is not None:
+                # Stats are never older than the events delivered.
+                assert engine.stats().running == 1
+                assert engine.stats().kv_tokens_used < seen["kv"]
+        return result
+
+    result = run(scenario())
+    aborted, other = result.final[0], result.final[1]
+    assert aborted.finish_reason == "abort" and aborted.error is None
+    assert 3 <= aborted.usage.completion_tokens <= 5  # within a step or two
+    assert (other.finish_reason, len(result.tokens[1])) == ("length", 40)
+    assert_idle(engine)
+
+
+def test_a_choice_aborted_while_waiting_never_takes_a_row(make_engine):
+    engine = make_engine(max_batch_size=2)
+
+    async def scenario():
+        busy = greedy([1, 2], LONG)
+        running = asyncio.create_task(collect(engine, busy))
+        while not engine.stats().running:
+            await asyncio.sleep(0.001)
+        request = greedy([3, 4], 6, n=2)  # two rows: it waits behind `busy`
+        waiting = asyncio.create_task(collect(engine, request))
+        while not engine.stats().waiting:
+            await asyncio.sleep(0.001)
+        engine.abort(request.request_id, 1)
+        engine.abort(busy.request_id)  # after: the choice is aborted while waiting
+        await running
+        return await waiting
+
+    result = run(scenario())
+    assert result.final[1].finish_reason == "abort"
+    assert result.tokens[1] == []
+    assert (result.final[0].finish_reason, len(result.tokens[0])) == ("length", 6)
     assert_idle(engine)
 
 
@@ -180,7 +230,7 @@ def test_load_engine_from_a_directory_and_settings(tiny_model_path):
         max_batch_size=2,
     )
     with load_engine(tiny_model_path, settings) as engine:
-        assert engine.plan.budget_bytes == 512 << 20
+        assert engine.plan.budget_bytes == 500_000_000  # 0.5 GB, decimal
         out = run(collect(engine, greedy([1, 2, 3], 5)))
         assert len(out.tokens[0]) == 5 or out.final[0].finish_reason == "stop"
     assert engine.stats().alive is False

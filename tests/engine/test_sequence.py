@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from mlx_gen.engine.sequence import StopStrings
+from mlx_gen.engine.stop_strings import StopStrings
 from mlx_gen.engine.types import GenerationRequest, SamplingParams
 
 from .helpers import collect, forcing, run

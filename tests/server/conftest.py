@@ -74,6 +74,14 @@ def server(served: ServedModel) -> Iterator[LiveServer]:
 
 
 @pytest.fixture
+def client(server: LiveServer) -> Any:
+    """The official SDK, pointed at `server`."""
+    import openai
+
+    return openai.OpenAI(base_url=server.url("/v1"), api_key="none", max_retries=0)
+
+
+@pytest.fixture
 def make_server(served: ServedModel) -> Iterator[Callable[..., LiveServer]]:
     """Start a server with these settings; stopped at the end of the test."""
     from mlx_gen.server.app import create_app

@@ -35,11 +35,6 @@ WEATHER_TOOL = {
 HI = [{"role": "user", "content": "Hi"}]
 
 
-@pytest.fixture
-def client(server) -> openai.OpenAI:
-    return openai.OpenAI(base_url=server.url("/v1"), api_key="none", max_retries=0)
-
-
 def prompt_count(server, **body) -> int:
     response = httpx.post(server.url("/tokenize"), json={"model": MODEL, **body})
     return response.json()["count"]
@@ -236,15 +231,28 @@ def test_errors_arrive_as_sdk_exceptions(client):
     assert "4096" in too_long.value.message and "5000" in too_long.value.message
 
 
-def test_stop_string_is_cut_from_the_content(client, script, tiny_tokenizer):
-    script.ids = script_ids(tiny_tokenizer, "<|channel|>final<|message|>Hello there")
-    reply = client.chat.completions.create(
-        model=MODEL, messages=HI, max_tokens=64, stop=["there"]
+def test_characters_split_across_tokens_arrive_whole(client, script, tiny_tokenizer):
+    reasoning, content = "Größe 😀", " 你好 🙂!"
+    script.ids = script_ids(
+        tiny_tokenizer,
+        f"<|channel|>analysis<|message|>{reasoning}<|end|>"
+        f"<|start|>assistant<|channel|>final<|message|>{content}<|return|>",
     )
-    assert reply.choices[0].message.content == "Hello "
-    assert reply.choices[0].finish_reason == "stop"
-    stream = client.chat.completions.create(
-        model=MODEL, messages=HI, max_tokens=64, stop="lo t", stream=True
+    emoji = tiny_tokenizer.encode("🙂", add_special_tokens=False)
+    assert len(emoji) > 1, "precondition: a character spans tokens"
+    chunks = list(
+        client.chat.completions.create(
+            model=MODEL, messages=HI, max_tokens=64, stream=True, logprobs=True
+        )
     )
-    text = "".join(c.choices[0].delta.content or "" for c in stream if c.choices)
-    assert text == "Hel"
+    deltas = [c.choices[0].delta for c in chunks if c.choices]
+    contents = [d.content or "" for d in deltas]
+    reasonings = [getattr(d, "reasoning", None) or "" for d in deltas]
+    assert ("".join(reasonings), "".join(contents)) == (reasoning, content)
+    assert not any("\ufffd" in text for text in contents + reasonings)
+    # Each token's logprob entry carries its own bytes, part of a character or not.
+    entries = [e for c in chunks if c.choices and c.choices[0].logprobs
+               for e in c.choices[0].logprobs.content]  # fmt: skip
+    assert len(entries) == len(script.ids)
+    raw = b"".join(bytes(e.bytes) for e in entries)
+    assert content.encode() in raw and reasoning.encode() in raw

@@ -9,11 +9,6 @@ from .conftest import MODEL
 from .helpers import script_ids
 
 
-@pytest.fixture
-def client(server) -> openai.OpenAI:
-    return openai.OpenAI(base_url=server.url("/v1"), api_key="none", max_retries=0)
-
-
 def test_text_prompt(client, script, tiny_tokenizer):
     script.ids = script_ids(tiny_tokenizer, "Hello there<|return|>")
     reply = client.completions.create(model=MODEL, prompt="Say hello", max_tokens=20)
