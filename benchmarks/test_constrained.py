@@ -18,7 +18,7 @@ from engine_runs import engine_batch, make_prompts
 from timing import paired_ratios, run_rounds, spread
 
 from mlx_gen.chat.harmony_grammar import json_schema_lark
-from mlx_gen.engine.constraints import compile_grammar, lark_grammar
+from mlx_gen.engine.constraints import MASK_CLOCK, compile_grammar, lark_grammar
 
 PROMPT_TOKENS = 128
 DECODE_TOKENS = 64
@@ -63,10 +63,17 @@ def test_constrained_decode(benchmark, engine, bench_model, rng, rounds, record,
         ]
         for name in ("constrained", "unconstrained")
     }
+    mask_ms: list[float] = []  # engine time in masks, per constrained step
+
+    def constrained(r: int):
+        seconds, steps = MASK_CLOCK.seconds, engine.stats().steps_total
+        run = engine_batch(engine, prompts["constrained"][r], DECODE_TOKENS, constraint)
+        steps = engine.stats().steps_total - steps
+        mask_ms.append((MASK_CLOCK.seconds - seconds) / steps * 1e3)
+        return run
+
     systems = {
-        "constrained": lambda r: engine_batch(
-            engine, prompts["constrained"][r], DECODE_TOKENS, constraint
-        ),
+        "constrained": constrained,
         "unconstrained": lambda r: engine_batch(
             engine, prompts["unconstrained"][r], DECODE_TOKENS
         ),
@@ -82,6 +89,7 @@ def test_constrained_decode(benchmark, engine, bench_model, rng, rounds, record,
         constrained_decode_tok_s=spread(steady["constrained"]),
         unconstrained_decode_tok_s=spread(steady["unconstrained"]),
         ratio=ratio,
+        mask_ms_per_step=spread(mask_ms[1:]),  # not round 0's
     )
     if batch == 32:
         figures.update(
