@@ -30,7 +30,7 @@ from mlx_gen.chat.harmony_tokens import (
     START,
 )
 
-# Compact JSON, and a string escape set every JSON parser reads.
+# Compact JSON: no whitespace between tokens, so padding is impossible.
 _JSON_OPTIONS = {"whitespace_flexible": False}
 ANY_OBJECT: dict[str, Any] = {"type": "object"}
 
