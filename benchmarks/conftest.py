@@ -22,7 +22,7 @@ from typing import Any
 
 import pytest
 
-from mlx_gen.synthetic import ensure_model
+from mlx_gen.models.synthetic.presets import ensure_model
 
 HERE = Path(__file__).parent
 # A benchmark may run for many minutes; the project's 300 s test timeout
@@ -146,7 +146,7 @@ def record(
 def machine() -> dict[str, Any]:
     import platform
 
-    from mlx_gen.bench.engine_report import hardware
+    from mlx_gen.hardware import hardware
 
     info = hardware()
     try:

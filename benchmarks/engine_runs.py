@@ -10,6 +10,7 @@ import random
 import time
 from typing import Any
 
+from polling import wait_until, wait_until_async
 from timing import Arrivals
 
 from mlx_gen.bench.engine_bench import random_prompts
@@ -23,6 +24,7 @@ IDLE_TIMEOUT_S = 30.0
 BACKGROUND_TOKENS = 2048
 # Steps the full background batch takes before the probe arrives.
 SETTLE_STEPS = 3
+SETTLE_TIMEOUT_S = 600.0  # for the background's prefill and those steps
 
 
 def make_prompts(
@@ -128,14 +130,13 @@ def stream_generate_one(
 
 
 def wait_idle(engine: LLMEngine) -> None:
-    deadline = time.monotonic() + IDLE_TIMEOUT_S
-    while True:
+    def idle() -> bool:
         stats = engine.stats()
-        if stats.running == 0 and stats.waiting == 0:
-            return
-        if time.monotonic() > deadline:
-            raise AssertionError(f"the engine is still busy: {stats}")
-        time.sleep(0.01)
+        return stats.running == 0 and stats.waiting == 0
+
+    assert wait_until(idle, IDLE_TIMEOUT_S), (
+        f"the engine is still busy: {engine.stats()}"
+    )
 
 
 async def _probe_under_load(
@@ -150,11 +151,10 @@ async def _probe_under_load(
             assert event.finish_reason is None, "a background request ended"
 
     async def steps_of_full_batch(n: int) -> None:
-        while min(counts) == 0:
-            await asyncio.sleep(0.001)
+        every_one = await wait_until_async(lambda: min(counts) > 0, SETTLE_TIMEOUT_S)
+        assert every_one, f"not all background requests decode: {counts}"
         target = counts[0] + n
-        while counts[0] < target:
-            await asyncio.sleep(0.001)
+        assert await wait_until_async(lambda: counts[0] >= target, SETTLE_TIMEOUT_S)
 
     tasks = [asyncio.create_task(keep_decoding(i, p)) for i, p in enumerate(background)]
     try:

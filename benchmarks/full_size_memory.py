@@ -28,7 +28,7 @@ GIB = 1 << 30
 
 
 def build(out_dir: Path, seed: int) -> dict[str, Any]:
-    from mlx_gen.synthetic import build_model
+    from mlx_gen.models.synthetic.presets import build_model
 
     start = time.perf_counter()
     build_model("gpt-oss-20b", out_dir, seed)
@@ -46,7 +46,7 @@ def load(model_dir: Path, prompt: str, tokens: int) -> dict[str, Any]:
     import mlx.core as mx
     import mlx_lm
 
-    from mlx_gen.loading import cast_for_backend
+    from mlx_gen.models.loading import cast_for_backend
 
     start = time.perf_counter()
     model, tokenizer = mlx_lm.load(str(model_dir))

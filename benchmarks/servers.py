@@ -1,23 +1,23 @@
-"""Servers under test, each a child process on 127.0.0.1 with OpenBLAS preloaded:
-`mlx-gen serve` and `python -m mlx_lm.server`, on the same model directory."""
+"""Servers under test, each a child process on 127.0.0.1 (tests/child_server.py)
+with OpenBLAS preloaded: `mlx-gen serve` and `python -m mlx_lm.server`, on the
+same model directory."""
 
 from __future__ import annotations
 
 import os
-import socket
-import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
+from child_server import ChildServer
+from cli_run import MLX_GEN
+from polling import wait_until
+from prometheus_client.parser import text_string_to_metric_families
 
 OPENBLAS = Path("/usr/lib/x86_64-linux-gnu/openblas-pthread/libblas.so.3")
-MLX_GEN = Path(sys.executable).with_name("mlx-gen")
-READY_TIMEOUT_S = 180.0
 
 
 @dataclass(frozen=True)
@@ -27,12 +27,6 @@ class Server:
     model: str  # the id to put in requests
     pid: int
     ready_memory: dict[str, int]  # process_memory when it first answered
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def server_env(cache_root: Path, hub: Path) -> dict[str, str]:
@@ -66,37 +60,8 @@ def running(
     name: str, command: list[str], ready_path: str, model: str, workdir: Path, env: dict
 ) -> Iterator[Server]:
     """Run `command` until the block ends; yield once `ready_path` answers 200."""
-    port = free_port()
-    command = [*command, "--host", "127.0.0.1", "--port", str(port)]
-    url = f"http://127.0.0.1:{port}"
-    log_path = workdir / f"{name}.log"
-    with log_path.open("w") as log:
-        proc = subprocess.Popen(command, cwd=workdir, env=env, stdout=log, stderr=log)
-        try:
-            _wait_ready(proc, url + ready_path, log_path)
-            yield Server(name, url, model, proc.pid, process_memory(proc.pid))
-        finally:
-            proc.terminate()
-            try:
-                proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
-
-
-def _wait_ready(proc: subprocess.Popen, url: str, log_path: Path) -> None:
-    deadline = time.monotonic() + READY_TIMEOUT_S
-    while True:
-        if proc.poll() is not None:
-            raise RuntimeError(f"server exited: {log_path.read_text()[-2000:]}")
-        if time.monotonic() > deadline:
-            raise RuntimeError(f"server not ready in {READY_TIMEOUT_S:.0f} s")
-        try:
-            if httpx.get(url, timeout=2, trust_env=False).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.25)
+    with ChildServer(command, workdir / name, env, ready_path) as child:
+        yield Server(name, child.base, model, child.pid, process_memory(child.pid))
 
 
 def mlx_gen_serve(workdir: Path, env: dict) -> Iterator[Server]:
@@ -111,10 +76,35 @@ def mlx_lm_server(model_path: Path, workdir: Path, env: dict) -> Iterator[Server
     return running("mlx_lm.server", command, "/v1/models", path, workdir, env)
 
 
-def cached_prompt_tokens(server: Server) -> float:
-    """mlx-gen's count of prompt tokens served from its prefix cache so far."""
+@dataclass(frozen=True)
+class Counted:
+    """What mlx-gen's /metrics has counted of its chat completions so far."""
+
+    requests: float
+    cached_prompt_tokens: float  # served from its prefix cache
+
+
+def counted(server: Server) -> Counted:
     text = httpx.get(f"{server.url}/metrics", timeout=10, trust_env=False).text
-    for line in text.splitlines():
-        if line.startswith("mlx_gen_cached_prompt_tokens_total "):
-            return float(line.split()[1])
-    raise AssertionError("no mlx_gen_cached_prompt_tokens_total in /metrics")
+    requests = cached = 0.0
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            if sample.name == "mlx_gen_cached_prompt_tokens_total":
+                cached = sample.value
+            elif (
+                sample.name == "mlx_gen_requests_total"
+                and sample.labels.get("endpoint") == "/v1/chat/completions"
+            ):
+                requests += sample.value
+    return Counted(requests, cached)
+
+
+def cached_prompt_tokens_since(server: Server, before: Counted, requests: int) -> float:
+    """Prompt tokens served from the prefix cache by the `requests` chat
+    completions sent since `before`. The server counts a request after its
+    last byte went out: wait until it has counted them all."""
+    now = wait_until(
+        lambda: (c := counted(server)).requests >= before.requests + requests and c, 30
+    )
+    assert now, f"{requests} requests sent, counted: {counted(server)} vs {before}"
+    return now.cached_prompt_tokens - before.cached_prompt_tokens

@@ -14,7 +14,7 @@ from __future__ import annotations
 import pytest
 from engine_runs import engine_batch, make_prompts, raw_batch
 from http_runs import check_level, level_row, prepare, run_http_level
-from servers import cached_prompt_tokens, process_memory
+from servers import cached_prompt_tokens_since, counted, process_memory
 from timing import median, paired_ratios, run_rounds, spread
 
 PROMPT_TOKENS = 192  # chat template included: mlx-gen's harmony header is ~145
@@ -36,14 +36,16 @@ def load(mlx_gen_server):
 
 @pytest.mark.parametrize("clients", [1, 8, 32, 128])
 def test_http_concurrency(benchmark, mlx_gen_server, load, record, clients):
-    cached = cached_prompt_tokens(mlx_gen_server)
+    before = counted(mlx_gen_server)
     summary = benchmark.pedantic(
         run_http_level, args=(load, clients, REQUESTS[clients]), rounds=1, iterations=1
     )
     memory = process_memory(mlx_gen_server.pid)
     record(
         max_tokens=MAX_TOKENS,
-        prefix_cached_prompt_tokens=cached_prompt_tokens(mlx_gen_server) - cached,
+        prefix_cached_prompt_tokens=cached_prompt_tokens_since(
+            mlx_gen_server, before, summary["requests"]
+        ),
         server_rss_at_ready_mib=mlx_gen_server.ready_memory["rss_bytes"] / MIB,
         server_rss_after_mib=memory["rss_bytes"] / MIB,
         server_peak_rss_so_far_mib=memory["peak_rss_bytes"] / MIB,
@@ -65,7 +67,7 @@ def test_http_32_vs_batch_generator(
         "http": lambda r: run_http_level(load, 32, 32, seed=SEED_VS_RAW + r),
         "BatchGenerator": lambda r: raw_batch(model, prompts[r], MAX_TOKENS),
     }
-    cached = cached_prompt_tokens(mlx_gen_server)
+    before = counted(mlx_gen_server)
     got = run_rounds(benchmark, systems, rounds, cold=("http",))
     http_rates = [s["output_tok_s"] for s in got["http"]]
     raw_rates = [a.total_tps() for a in got["BatchGenerator"]]
@@ -84,7 +86,9 @@ def test_http_32_vs_batch_generator(
             [s["output_tokens_per_request_mean"] for s in got["http"]]
         ),
         http_prompt_tokens=median([s["prompt_tokens_mean"] for s in got["http"]]),
-        prefix_cached_prompt_tokens=cached_prompt_tokens(mlx_gen_server) - cached,
+        prefix_cached_prompt_tokens=cached_prompt_tokens_since(
+            mlx_gen_server, before, sum(s["requests"] for s in got["http"])
+        ),
         levels=[level_row(s) for s in got["http"]],
     )
     for summary in got["http"]:

@@ -1,3 +1,3 @@
-from mlx_gen.cli import main
+from mlx_gen.cli.main import main
 
 raise SystemExit(main())

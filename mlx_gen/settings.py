@@ -19,6 +19,8 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
+from mlx_gen.errors import SettingsError
+
 DEFAULT_CONFIG_FILE = Path("mlx-gen.toml")
 
 
@@ -105,10 +107,6 @@ class Settings(BaseSettings):
             text = self.api_key_file.read_text(encoding="utf-8")
             keys += [line.strip() for line in text.splitlines() if line.strip()]
         return keys
-
-
-class SettingsError(Exception):
-    """A bad setting, said in one line that names it."""
 
 
 def load_settings(

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from mlx_gen.synthetic import ensure_model
+from mlx_gen.models.synthetic.presets import ensure_model
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -44,3 +44,20 @@ def tiny_model(tiny_model_path: Path):
     import mlx_lm
 
     return mlx_lm.load(str(tiny_model_path))
+
+
+@pytest.fixture(scope="module")
+def hf_checkpoint(tiny_model_path: Path, tmp_path_factory) -> Path:
+    """The tiny model as a transformers checkpoint (tests/checkpoints.py)."""
+    from checkpoints import write_hf_checkpoint
+
+    return write_hf_checkpoint(tmp_path_factory.mktemp("src") / "hf", tiny_model_path)
+
+
+@pytest.fixture(scope="module")
+def mxfp4_checkpoint(tiny_model_path: Path, tmp_path_factory) -> Path:
+    """The tiny model in OpenAI's original MXFP4 layout (tests/checkpoints.py)."""
+    from checkpoints import write_mxfp4_checkpoint
+
+    out = tmp_path_factory.mktemp("src") / "mxfp4"
+    return write_mxfp4_checkpoint(out, tiny_model_path)

@@ -49,7 +49,7 @@ def test_the_registry_is_at_the_top_of_the_repository():
 def test_a_non_editable_install_lists_the_shipped_models(
     installed: Path, tmp_path: Path
 ):
-    shipped = installed / "mlx_gen" / "models.toml"
+    shipped = installed / "mlx_gen" / "models" / "models.toml"
     assert shipped.is_file() and not shipped.is_symlink()
     assert shipped.read_text() == (REPO / "models.toml").read_text()
     env = {k: v for k, v in os.environ.items() if not k.startswith("MLX_GEN_")}

@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from mlx_gen.settings import SettingsError, load_settings
+from mlx_gen.errors import SettingsError
+from mlx_gen.settings import load_settings
 
 
 @pytest.fixture(autouse=True)

@@ -1,15 +1,11 @@
-"""The report of `mlx-gen bench engine`: hardware, targets, a table and JSON."""
+"""The report of `mlx-gen bench engine`: targets, a table and JSON, with the
+machine (mlx_gen.hardware) the figures come from."""
 
 from __future__ import annotations
 
-import os
-import platform
-import subprocess
 import sys
 import time
 from dataclasses import asdict
-from importlib.metadata import PackageNotFoundError, version
-from pathlib import Path
 from typing import Any
 
 from rich import box
@@ -17,64 +13,12 @@ from rich.console import Console
 from rich.table import Table
 
 from mlx_gen.bench.engine_bench import PointResult
-from mlx_gen.blas import blas_in_use
 from mlx_gen.units import GB, format_bytes
 
 # The product's targets, for GPT-OSS-20B on a 32 GB Apple Silicon Mac.
 TARGET_DECODE_TPS = 150.0
 TARGET_PEAK_BYTES = 16 * GB
 TARGET_TTFT = 0.100
-
-
-def cpu_model() -> str:
-    if sys.platform == "darwin":
-        try:
-            out = subprocess.run(
-                ["sysctl", "-n", "machdep.cpu.brand_string"],
-                capture_output=True,
-                text=True,
-                timeout=5,
-                check=True,
-            )
-            return out.stdout.strip()
-        except (OSError, subprocess.SubprocessError):
-            return platform.processor() or "unknown"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
-
-
-def hardware() -> dict[str, Any]:
-    """Where the figures come from: the accelerator first, in plain words."""
-    import mlx.core as mx
-
-    metal = mx.metal.is_available()
-    info = mx.device_info()
-    ram = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
-    return {
-        "accelerator": "Apple Silicon GPU (Metal)" if metal else "CPU only (no Metal)",
-        "metal": metal,
-        "device": str(info.get("device_name", mx.default_device())),
-        "cpu": cpu_model(),
-        "cpu_cores": os.cpu_count(),
-        "memory_bytes": int(info.get("memory_size", ram)),
-        "blas": blas_in_use(),
-        "platform": platform.platform(),
-        "mlx": mx.__version__,
-        "mlx_lm": _version("mlx-lm"),
-        "mlx_gen": _version("mlx-gen"),
-    }
-
-
-def _version(package: str) -> str:
-    try:
-        return version(package)
-    except PackageNotFoundError:
-        return "not installed"
 
 
 def max_rss_bytes() -> int | None:

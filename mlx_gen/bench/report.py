@@ -7,8 +7,6 @@ comparing runs side by side (mlx-gen against another server).
 
 from __future__ import annotations
 
-import os
-import platform
 from collections import Counter
 from dataclasses import asdict
 from typing import Any
@@ -91,35 +89,14 @@ def requests_of(run: LevelRun) -> list[dict[str, Any]]:
     return [{**asdict(r), "tpot": r.tpot} for r in run.results]
 
 
-def _ram_bytes() -> int | None:
-    try:
-        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
-    except (ValueError, OSError, AttributeError):
-        return None
-
-
-def hardware() -> dict[str, Any]:
-    """The machine this process runs on: where the client-side figures come from."""
-    from mlx_gen.bench.engine_report import cpu_model  # imports mlx: only when used
-
-    return {
-        "system": platform.system(),
-        "machine": platform.machine(),
-        "processor": cpu_model(),
-        "cpu_count": os.cpu_count(),
-        "ram_bytes": _ram_bytes(),
-        "apple_silicon": platform.system() == "Darwin"
-        and platform.machine() == "arm64",
-    }
-
-
 def is_loopback(url: str) -> bool:
     host = urlparse(url).hostname or ""
     return host in ("localhost", "::1") or host.startswith("127.")
 
 
 def hardware_line(info: dict[str, Any], url: str) -> str:
-    ram = f"{info['ram_bytes'] / GB:.0f} GB RAM" if info["ram_bytes"] else "RAM ?"
+    memory = info["memory_bytes"]
+    ram = f"{memory / GB:.0f} GB RAM" if memory else "RAM ?"
     kind = "Apple Silicon" if info["apple_silicon"] else "not Apple Silicon"
     where = (
         "client and server on this machine (loopback)"
@@ -127,7 +104,7 @@ def hardware_line(info: dict[str, Any], url: str) -> str:
         else "client on this machine; the server's hardware is not known here"
     )
     return (
-        f"{info['machine']}, {info['processor']}, {info['cpu_count']} cores, {ram},"
+        f"{info['machine']}, {info['cpu']}, {info['cpu_cores']} cores, {ram},"
         f" {kind}: {where}"
     )
 

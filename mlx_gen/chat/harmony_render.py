@@ -5,6 +5,19 @@ encoded with special-token matching off, so a user who types `<|end|>` sends
 those seven characters, never the token. Pieces are encoded one by one (as
 harmony's reference renderer does), and `text` is their concatenation, which
 is exactly what the ids decode to.
+
+The reference is OpenAI's `openai-harmony` (0.0.8), and this renderer is
+token-identical to it on GPT-OSS's tokenizer (tests/chat/harmony_reference.py
+holds the mapping of a request, test_harmony_differential.py the proof).
+mlx-gen keeps its own renderer rather than calling the library, as vLLM does,
+because that is simpler to keep right here: the library renders o200k ids
+only, so every other vocabulary (the synthetic models) would need its text
+re-tokenized with control tokens told apart from look-alike user text; it
+needs the o200k vocabulary file and a native extension at run time; and the
+part where mistakes happen, mapping an OpenAI request to harmony messages
+(the three documented departures from the library's defaults), is mlx-gen's
+code either way. The differential suite, run offline in CI, catches any
+drift, and moving to a new library version is a deliberate pin change.
 """
 
 from __future__ import annotations
@@ -142,17 +155,18 @@ def _message(
 
 
 def _conversation(pieces: list[Piece], messages: list[Message]) -> None:
-    # A turn ends at a user message or an answer without tool calls; only the
-    # reasoning of the turn still calling tools is shown to the model again.
-    ends = [i for i, m in enumerate(messages) if _ends_turn(m)]
-    open_turn_from = ends[-1] + 1 if ends else 0
+    # Reasoning that led to a final answer is never shown again: only that of
+    # the assistant messages after the last final answer is kept (a turn
+    # still calling tools keeps its reasoning, even across user messages).
+    finals = [i for i, m in enumerate(messages) if _is_final_answer(m)]
+    keep_reasoning_after = finals[-1] if finals else -1
     tool_names: dict[str, str] = {}
     for i, message in enumerate(messages):
         role = message.get("role")
         if role == "user":
             _message(pieces, "user", content_text(message.get("content")))
         elif role == "assistant":
-            _assistant(pieces, message, i >= open_turn_from, tool_names)
+            _assistant(pieces, message, i > keep_reasoning_after, tool_names)
         elif role == "tool":
             name = tool_names.get(message.get("tool_call_id")) or message.get("name")
             if not name:
@@ -169,9 +183,9 @@ def _conversation(pieces: list[Piece], messages: list[Message]) -> None:
             raise ValueError(f"unsupported message role: {role!r}")
 
 
-def _ends_turn(message: Message) -> bool:
-    role = message.get("role")
-    return role == "user" or (role == "assistant" and not message.get("tool_calls"))
+def _is_final_answer(message: Message) -> bool:
+    """An assistant message without tool calls: rendered on the final channel."""
+    return message.get("role") == "assistant" and not message.get("tool_calls")
 
 
 def _assistant(

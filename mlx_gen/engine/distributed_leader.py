@@ -32,7 +32,7 @@ from mlx_gen.engine.model_runner import ModelRunner
 from mlx_gen.engine.prefix_cache import PrefixCache
 
 if TYPE_CHECKING:
-    from mlx_gen.loading import LoadedModel
+    from mlx_gen.models.loading import LoadedModel
     from mlx_gen.settings import Settings
 
 logger = logging.getLogger("mlx_gen.distributed")

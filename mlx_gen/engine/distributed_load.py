@@ -9,10 +9,10 @@ from typing import TYPE_CHECKING
 
 import mlx.core as mx
 
-from mlx_gen.loading import ModelLoadError
+from mlx_gen.errors import ModelLoadError
 
 if TYPE_CHECKING:
-    from mlx_gen.loading import LoadedModel
+    from mlx_gen.models.loading import LoadedModel
     from mlx_gen.settings import Settings
 
 
@@ -38,7 +38,7 @@ def load_sharded(settings: Settings, group: mx.distributed.Group) -> LoadedModel
     call it: it ends with a collective."""
     from mlx_lm.utils import load_model as mlx_load_model
 
-    from mlx_gen.loading import (
+    from mlx_gen.models.loading import (
         LoadedModel,
         cast_for_backend,
         check_weights,

@@ -292,6 +292,8 @@ class EngineThread:
             generated_tokens_total=t["generated"],
             cached_tokens_total=t["cached"],
             steps_total=t["steps"],
+            mlx_active_bytes=mx.get_active_memory(),
+            mlx_cache_bytes=mx.get_cache_memory(),
         )
 
     def _flush(self, publish: bool = False) -> None:

@@ -195,6 +195,7 @@ def plan_memory(shape: ModelShape, config: EngineConfig, device: Device) -> Memo
         transient_bytes=decode_t + 2 * reserve,
         prefix_cache_bytes=config.prefix_cache_bytes,
         device_bytes=device.total_bytes,
+        cache_limit_bytes=reserve,
     )
     model = MemoryModel(plan, shape, reserve, step)
     # A single sequence is bounded by memory as well as by the configuration.
@@ -233,7 +234,7 @@ def _too_large(plan: MemoryPlan, need: int, context: int, device: Device) -> str
 def apply_limits(model: MemoryModel, device: Device) -> tuple[int, int | None]:
     """Bound MLX's buffer cache by the prefill reserve and, on Metal, wire the
     planned working set; returns the previous limits, for restore_limits."""
-    cache = mx.set_cache_limit(model.prefill_reserve)
+    cache = mx.set_cache_limit(model.plan.cache_limit_bytes)
     working = model.plan.budget_bytes - model.plan.headroom_bytes
     if not device.metal or working > device.recommended_bytes:
         return cache, None

@@ -147,6 +147,8 @@ class MemoryPlan:
     transient_bytes: int = 0
     prefix_cache_bytes: int = 0
     device_bytes: int = 0
+    # What MLX's buffer cache may keep of freed buffers (the prefill reserve).
+    cache_limit_bytes: int = 0
 
 
 @dataclass
@@ -166,3 +168,6 @@ class EngineStats:
     generated_tokens_total: int = 0
     cached_tokens_total: int = 0
     steps_total: int = 0
+    # MLX's allocator: bytes in live arrays, and freed buffers kept for reuse.
+    mlx_active_bytes: int = 0
+    mlx_cache_bytes: int = 0

@@ -38,19 +38,37 @@ class Metrics:
             ["endpoint", "status"],
             registry=r,
         )
-        self.queue_length = Gauge(
-            "mlx_gen_queue_length", "Requests waiting in the engine", registry=r
+
+        def gauge(name: str, documentation: str) -> Gauge:
+            return Gauge(name, documentation, registry=r)
+
+        self.queue_length = gauge(
+            "mlx_gen_queue_length", "Requests waiting in the engine"
         )
-        self.running = Gauge(
-            "mlx_gen_running_sequences", "Sequences being decoded", registry=r
+        self.running = gauge("mlx_gen_running_sequences", "Sequences being decoded")
+        self.kv_used = gauge("mlx_gen_kv_tokens_used", "KV cache tokens in use")
+        self.kv_budget = gauge(
+            "mlx_gen_kv_tokens_budget", "KV cache tokens the memory plan allows"
         )
-        self.kv_used = Gauge(
-            "mlx_gen_kv_tokens_used", "KV cache tokens in use", registry=r
+        self.prefix_cache = gauge(
+            "mlx_gen_prefix_cache_bytes",
+            "Bytes of KV snapshots held by the prefix cache",
         )
-        self.kv_budget = Gauge(
-            "mlx_gen_kv_tokens_budget",
-            "KV cache tokens the memory plan allows",
-            registry=r,
+        self.prefix_cache_limit = gauge(
+            "mlx_gen_prefix_cache_limit_bytes",
+            "Bytes the prefix cache may hold, as the memory plan allows",
+        )
+        self.mlx_active = gauge(
+            "mlx_gen_mlx_active_memory_bytes",
+            "Bytes in live MLX arrays (weights, KV caches, working memory)",
+        )
+        self.mlx_cache = gauge(
+            "mlx_gen_mlx_cache_memory_bytes",
+            "Bytes of freed MLX buffers kept for reuse",
+        )
+        self.mlx_cache_limit = gauge(
+            "mlx_gen_mlx_cache_limit_bytes",
+            "Bytes MLX's buffer cache may keep, as the memory plan allows",
         )
         self.ttft = Histogram(
             "mlx_gen_time_to_first_token_seconds",
@@ -125,6 +143,12 @@ class Metrics:
         self.running.set(stats.running)
         self.kv_used.set(stats.kv_tokens_used)
         self.kv_budget.set(stats.kv_tokens_budget)
+        self.prefix_cache.set(stats.prefix_cache_bytes)
+        self.mlx_active.set(stats.mlx_active_bytes)
+        self.mlx_cache.set(stats.mlx_cache_bytes)
+        if stats.plan is not None:
+            self.prefix_cache_limit.set(stats.plan.prefix_cache_bytes)
+            self.mlx_cache_limit.set(stats.plan.cache_limit_bytes)
 
     def render(self) -> bytes:
         return generate_latest(self.registry)

@@ -133,7 +133,7 @@ def load_served(settings: Settings) -> ServedModel:
     from mlx_gen.chat import format_for
     from mlx_gen.engine.config import EngineConfig
     from mlx_gen.engine.llm_engine import LLMEngine
-    from mlx_gen.loading import load_model
+    from mlx_gen.models.loading import load_model
 
     if settings.distributed:  # rank 0 of `mlx.launch`; the others follow it
         from mlx_gen.engine.distributed_leader import load_leader

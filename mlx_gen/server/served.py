@@ -11,7 +11,7 @@ from mlx_gen.chat.base import ChatFormat, ReasoningEffort
 from mlx_gen.engine.types import EngineStats, GenerationEvent, GenerationRequest
 
 if TYPE_CHECKING:
-    from mlx_gen.loading import LoadedModel
+    from mlx_gen.models.loading import LoadedModel
 
 
 class Engine(Protocol):

@@ -6,16 +6,14 @@ from __future__ import annotations
 
 import asyncio
 import json
-import socket
-import subprocess
 import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
-import httpx
 import numpy as np
 import pytest
+from child_server import ChildServer, free_port
 from cli_run import MLX_GEN, cli_env, run_cli
 
 from mlx_gen.bench.loadgen import (
@@ -45,58 +43,22 @@ REPORT_FIELDS = {
 }  # fmt: skip
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def _start(command: list[str], ready_path: str, home: Path, port: int) -> Iterator[str]:
-    """Run a server until the test is done; its URL once `ready_path` answers 200."""
-    url = f"http://127.0.0.1:{port}"
-    log = (home / "server.log").open("w")
-    proc = subprocess.Popen(
-        command, cwd=home, env=cli_env(home), stdout=log, stderr=log
-    )
-    try:
-        deadline = time.monotonic() + 90
-        while True:
-            assert proc.poll() is None, (home / "server.log").read_text()[-2000:]
-            assert time.monotonic() < deadline, "server not ready in 90 s"
-            try:
-                if httpx.get(url + ready_path, timeout=2).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.25)
-        yield url
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-        log.close()
-
-
 @pytest.fixture(scope="module")
 def mlx_gen_server(tmp_path_factory) -> Iterator[str]:
     home = tmp_path_factory.mktemp("mlx-gen-serve")
-    port = _free_port()
-    command = [str(MLX_GEN), "serve", "--model", "tiny", "--port", str(port)]
-    yield from _start(command, "/ready", home, port)
+    command = [str(MLX_GEN), "serve", "--model", "tiny"]
+    with ChildServer(command, home, cli_env(home)) as server:
+        yield server.base
 
 
 @pytest.fixture(scope="module")
 def mlx_lm_server(tmp_path_factory, tiny_model_path: Path) -> Iterator[str]:
     home = tmp_path_factory.mktemp("mlx-lm-server")
     (home / "hub").mkdir()  # mlx_lm.server lists the hub cache: it must exist
-    port = _free_port()
     model = str(tiny_model_path.resolve())
     command = [sys.executable, "-m", "mlx_lm.server", "--model", model]
-    command += ["--host", "127.0.0.1", "--port", str(port)]
-    yield from _start(command, "/v1/models", home, port)
+    with ChildServer(command, home, cli_env(home), "/v1/models") as server:
+        yield server.base
 
 
 def _bench(home: Path, url: str, out: Path, *args: str):
@@ -168,7 +130,7 @@ def test_failures_are_counted_by_status(mlx_gen_server, tmp_path):
 
 
 def test_connection_errors_are_counted_by_kind():
-    port = _free_port()  # nothing listens there
+    port = free_port()  # nothing listens there
     config = LoadConfig(f"http://127.0.0.1:{port}", "m", num_requests=3)
 
     async def go():
@@ -196,7 +158,7 @@ def test_each_level_is_bounded_by_its_deadline(mlx_lm_server):
 
 
 def test_server_that_cannot_be_reached_is_one_line(tmp_path):
-    done = run_cli(tmp_path, "bench", "serve", f"http://127.0.0.1:{_free_port()}")
+    done = run_cli(tmp_path, "bench", "serve", f"http://127.0.0.1:{free_port()}")
     lines = done.stderr.strip().splitlines()
     assert done.returncode == 1
     assert len(lines) == 1 and lines[0].startswith("error: cannot list models at")

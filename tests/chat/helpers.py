@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from mlx_gen.synthetic import training_text
+from mlx_gen.models.synthetic.presets import training_text
 
 GOLDEN_DATE = "2026-11-26"
 

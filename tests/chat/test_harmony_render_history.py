@@ -26,6 +26,17 @@ TOOL_TURN = [
     {"role": "tool", "tool_call_id": "call_1", "content": '{"temp": -3}'},
 ]
 
+# TOOL_TURN's user message and its still open tool turn, reasoning kept.
+TOOL_TURN_TEXT = (
+    "<|start|>user<|message|>Weather in Oslo?<|end|>"
+    "<|start|>assistant<|channel|>analysis<|message|>"
+    "Need the weather tool.<|end|>"
+    "<|start|>assistant to=functions.get_weather<|channel|>commentary "
+    '<|constrain|>json<|message|>{"city":"Oslo"}<|call|>'
+    "<|start|>functions.get_weather to=assistant<|channel|>commentary"
+    '<|message|>{"temp": -3}<|end|>'
+)
+
 TOOLS_DEVELOPER = (
     "<|start|>developer<|message|># Instructions\n"
     "\n"
@@ -53,14 +64,8 @@ def test_tool_call_and_result_keep_the_open_turns_reasoning(
     assert rendered.text == (
         system("medium", functions=True)
         + TOOLS_DEVELOPER
-        + "<|start|>user<|message|>Weather in Oslo?<|end|>"
-        "<|start|>assistant<|channel|>analysis<|message|>"
-        "Need the weather tool.<|end|>"
-        "<|start|>assistant to=functions.get_weather<|channel|>commentary "
-        '<|constrain|>json<|message|>{"city":"Oslo"}<|call|>'
-        "<|start|>functions.get_weather to=assistant<|channel|>commentary"
-        '<|message|>{"temp": -3}<|end|>'
-        "<|start|>assistant"
+        + TOOL_TURN_TEXT
+        + "<|start|>assistant"
     )
     assert_ids_match_text(harmony_tokenizer, rendered)
 
@@ -149,3 +154,28 @@ def test_preamble_beside_tool_calls_goes_to_commentary(
         "<|start|>functions.get_weather to=assistant<|channel|>commentary"
         "<|message|>warm<|end|>"
     )
+
+
+def test_reasoning_of_a_turn_that_never_answered_is_kept_after_a_user_message(
+    harmony: HarmonyFormat,
+) -> None:
+    # The tool turn was interrupted by the user: it never ended in a final
+    # answer, so its reasoning is not dropped (issue 12, row 12).
+    messages = [*TOOL_TURN, {"role": "user", "content": "Never mind."}]
+    text = harmony.render(messages, tools=[WEATHER_TOOL]).text
+    assert text.endswith(
+        TOOL_TURN_TEXT + "<|start|>user<|message|>Never mind.<|end|><|start|>assistant"
+    )
+
+
+def test_reasoning_before_the_last_final_answer_is_dropped_even_if_unanswered(
+    harmony: HarmonyFormat,
+) -> None:
+    messages = [
+        *TOOL_TURN,
+        {"role": "user", "content": "Never mind."},
+        {"role": "assistant", "content": "OK.", "reasoning": "Fine."},
+        {"role": "user", "content": "Thanks"},
+    ]
+    text = harmony.render(messages, tools=[WEATHER_TOOL]).text
+    assert "<|channel|>analysis" not in text

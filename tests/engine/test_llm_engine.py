@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import gc
-import time
 
 import pytest
+from polling import wait_until, wait_until_async
 
 from mlx_gen.engine import load_engine
 from mlx_gen.engine.types import (
@@ -29,6 +29,16 @@ def assert_idle(engine) -> None:
     assert (stats.running, stats.waiting, stats.kv_tokens_used) == (0, 0, 0)
 
 
+def idle(engine):
+    """A check: the engine runs nothing and queues nothing."""
+    return lambda: not (engine.stats().running or engine.stats().waiting)
+
+
+def generated(engine, tokens: int):
+    """A check: the engine has generated at least `tokens` tokens in all."""
+    return lambda: engine.stats().generated_tokens_total >= tokens
+
+
 async def first_events(stream, count: int) -> list:
     events = []
     async for event in stream:
@@ -49,7 +59,9 @@ def test_abort_frees_the_slot_within_a_step(make_engine):
         async for event in stream:
             seen.append(event)
             if len(seen) == 3:
-                assert engine.stats().running == 2
+                # The neighbour was submitted first, but by its task: it may
+                # join the batch a step or two after this one.
+                assert await wait_until_async(lambda: engine.stats().running == 2, 10)
                 assert engine.stats().kv_tokens_used > 0
                 steps = engine.stats().steps_total
                 engine.abort(request.request_id)
@@ -96,12 +108,10 @@ def test_a_choice_aborted_while_waiting_never_takes_a_row(make_engine):
     async def scenario():
         busy = greedy([1, 2], LONG)
         running = asyncio.create_task(collect(engine, busy))
-        while not engine.stats().running:
-            await asyncio.sleep(0.001)
+        assert await wait_until_async(lambda: engine.stats().running, 10)
         request = greedy([3, 4], 6, n=2)  # two rows: it waits behind `busy`
         waiting = asyncio.create_task(collect(engine, request))
-        while not engine.stats().waiting:
-            await asyncio.sleep(0.001)
+        assert await wait_until_async(lambda: engine.stats().waiting, 10)
         engine.abort(request.request_id, 1)
         engine.abort(busy.request_id)  # after: the choice is aborted while waiting
         await running
@@ -124,8 +134,7 @@ def test_a_consumer_that_stops_reading_aborts_its_request(make_engine):
 
     async def cancel_it():
         task = asyncio.create_task(collect(engine, greedy([1, 2], LONG)))
-        while engine.stats().generated_tokens_total < 5:
-            await asyncio.sleep(0.001)
+        assert await wait_until_async(generated(engine, 5), 10)
         task.cancel()
         with pytest.raises(asyncio.CancelledError):
             await task
@@ -136,13 +145,9 @@ def test_a_consumer_that_stops_reading_aborts_its_request(make_engine):
         del stream
         gc.collect()
 
-    async def until_idle():
-        while engine.stats().running or engine.stats().waiting:
-            await asyncio.sleep(0.001)
-
     for scenario in (close_it, cancel_it, drop_it):
         run(scenario())
-        run(asyncio.wait_for(until_idle(), 10))
+        assert wait_until(idle(engine), 10)
         assert_idle(engine)
 
 
@@ -166,13 +171,11 @@ def test_submit_refuses_before_returning(make_engine):
         # One request fills the batch; two wait; the queue is then full.
         busy = greedy([1, 2], LONG)
         running = asyncio.create_task(collect(engine, busy))
-        while not engine.stats().running:
-            await asyncio.sleep(0.001)
+        assert await wait_until_async(lambda: engine.stats().running, 10)
         waiting = [
             asyncio.create_task(collect(engine, greedy([1], 4))) for _ in range(2)
         ]
-        await asyncio.sleep(0.05)
-        assert engine.stats().waiting == 2
+        assert await wait_until_async(lambda: engine.stats().waiting == 2, 10)
         with pytest.raises(QueueFull) as full:
             engine.submit(greedy([1], 4))
         assert full.value.waiting == 2
@@ -192,8 +195,7 @@ def test_shutdown_drains_then_refuses(make_engine):
 
     async def scenario():
         task = asyncio.create_task(collect(engine, greedy([1, 2, 3], 40)))
-        while not engine.stats().running:
-            await asyncio.sleep(0.001)
+        assert await wait_until_async(lambda: engine.stats().running, 10)
         await asyncio.to_thread(engine.shutdown, 30.0)
         return await task
 
@@ -214,8 +216,7 @@ def test_shutdown_without_drain_aborts(make_engine):
 
     async def scenario():
         task = asyncio.create_task(collect(engine, greedy([1, 2, 3], LONG)))
-        while engine.stats().generated_tokens_total < 3:
-            await asyncio.sleep(0.001)
+        assert await wait_until_async(generated(engine, 3), 10)
         await asyncio.to_thread(engine.shutdown, 0.0)
         return await task
 
@@ -246,9 +247,7 @@ def test_a_request_whose_event_loop_closed_is_aborted(make_engine):
         await first_events(stream, 2)
 
     run(leave_it_running())  # closes the loop with the request still running
-    deadline = time.monotonic() + 10
-    while engine.stats().running and time.monotonic() < deadline:
-        time.sleep(0.005)
+    assert wait_until(idle(engine), 10)
     assert_idle(engine)
     assert engine.stats().alive  # an undeliverable event is not a fault
     assert engine.stats().generated_tokens_total < 1000

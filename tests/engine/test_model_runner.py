@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import random
 
+from polling import wait_until_async
+
 from .helpers import collect, greedy, run
 
 WINDOW = 32  # the tiny model's sliding window
@@ -39,8 +41,9 @@ def test_greedy_output_is_the_same_alone_and_in_a_batch(make_engine):
         reqs = requests()
         first = [asyncio.create_task(collect(engine, r)) for r in reqs[:2]]
         start = engine.stats().generated_tokens_total
-        while engine.stats().generated_tokens_total < start + 10:
-            await asyncio.sleep(0.001)
+        assert await wait_until_async(
+            lambda: engine.stats().generated_tokens_total >= start + 10, 30
+        )
         later = [asyncio.create_task(collect(engine, r)) for r in reqs[2:]]
         return await asyncio.gather(*first, *later)
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import http.client
 import json
 import socket
@@ -109,6 +110,25 @@ async def stream(
     except (httpx.HTTPError, ValueError) as exc:
         outcome.exception = f"{type(exc).__name__}: {exc}"
     return outcome
+
+
+async def started_streams(
+    client: httpx.AsyncClient, url: str, bodies: list[dict], timeout: float
+) -> list[asyncio.Future[Outcome]]:
+    """Start a stream per body; return them, running, once each has had its
+    first data frame (or ended without one)."""
+    events = [asyncio.Event() for _ in bodies]
+
+    async def one(body: dict, started: asyncio.Event) -> Outcome:
+        outcome = await stream(client, url, body, on_frame=started.set)
+        started.set()  # also when it failed before any frame: do not wait forever
+        return outcome
+
+    running = [
+        asyncio.ensure_future(one(b, e)) for b, e in zip(bodies, events, strict=True)
+    ]
+    await asyncio.wait_for(asyncio.gather(*(e.wait() for e in events)), timeout)
+    return running
 
 
 def read_frame(outcome: Outcome, line: str) -> None:

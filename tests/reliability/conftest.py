@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from mlx_gen.synthetic import ensure_model
+from mlx_gen.models.synthetic.presets import ensure_model
 
 from .server_process import MODEL, ServerProcess
 

@@ -1,24 +1,19 @@
-"""`mlx-gen serve` in a child process on loopback: start, probe, measure, stop.
-
-A real process is what these suites need: its RSS can be read, a signal can be
-sent to it, and a crash shows as an exit instead of a failed thread.
-"""
+"""`mlx-gen serve --model tiny` in a child process (tests/child_server.py),
+with what the reliability suites read from it: memory, gauges, token ids."""
 
 from __future__ import annotations
 
 import os
-import re
-import signal
 import subprocess
 import sys
-import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import httpx
+from child_server import ChildServer
+from polling import wait_until
 
 MODEL = "tiny"
-_PANEL_URL = re.compile(r"http://127\.0\.0\.1:(\d+)/v1")
 
 
 def server_env(cache_dir: Path, extra: Mapping[str, str] | None = None) -> dict:
@@ -33,8 +28,8 @@ def server_env(cache_dir: Path, extra: Mapping[str, str] | None = None) -> dict:
     return env | dict(extra or {})
 
 
-class ServerProcess:
-    """One `mlx-gen serve --model tiny --port 0`; stdout and stderr go to files."""
+class ServerProcess(ChildServer):
+    """One `mlx-gen serve --model tiny` on the shared, already built cache."""
 
     def __init__(
         self,
@@ -43,60 +38,8 @@ class ServerProcess:
         flags: Sequence[str] = (),
         env: Mapping[str, str] | None = None,
     ) -> None:
-        self.workdir = workdir
-        workdir.mkdir(parents=True, exist_ok=True)
-        self.command = [sys.executable, "-m", "mlx_gen", "serve", "--model", MODEL,
-                        "--host", "127.0.0.1", "--port", "0", *flags]  # fmt: skip
-        self.env = server_env(cache_dir, env)
-        self.proc: subprocess.Popen | None = None
-        self.base = ""
-
-    @property
-    def pid(self) -> int:
-        assert self.proc is not None
-        return self.proc.pid
-
-    def url(self, path: str) -> str:
-        return self.base + path
-
-    def start(self, timeout: float = 180.0) -> ServerProcess:
-        with (self.workdir / "stdout").open("w") as out, \
-                (self.workdir / "stderr").open("w") as err:  # fmt: skip
-            self.proc = subprocess.Popen(
-                self.command, cwd=self.workdir, env=self.env, stdout=out, stderr=err,
-                stdin=subprocess.DEVNULL,
-            )  # fmt: skip
-        deadline = time.monotonic() + timeout
-        while not self.base:
-            self._check_running(deadline)
-            found = _PANEL_URL.search((self.workdir / "stdout").read_text())
-            if found:
-                self.base = f"http://127.0.0.1:{found.group(1)}"
-            time.sleep(0.05)
-        while not self._ready():
-            self._check_running(deadline)
-            time.sleep(0.05)
-        return self
-
-    def _check_running(self, deadline: float) -> None:
-        assert self.proc is not None
-        if self.proc.poll() is not None:
-            raise RuntimeError(f"the server exited: {self.log()[-3000:]}")
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"the server did not get ready: {self.log()[-3000:]}")
-
-    def _ready(self) -> bool:
-        try:
-            return httpx.get(self.url("/ready"), timeout=5).status_code == 200
-        except httpx.TransportError:
-            return False
-
-    def alive(self) -> bool:
-        return self.proc is not None and self.proc.poll() is None
-
-    def log(self) -> str:
-        path = self.workdir / "stderr"
-        return path.read_text(errors="replace") if path.exists() else ""
+        command = [sys.executable, "-m", "mlx_gen", "serve", "--model", MODEL, *flags]
+        super().__init__(command, workdir, server_env(cache_dir, env))
 
     def rss_bytes(self) -> int:
         """Resident memory of the server process (`ps` works on Linux and macOS)."""
@@ -118,14 +61,8 @@ class ServerProcess:
         """Wait until the engine runs nothing, queues nothing, holds no KV."""
         names = ("mlx_gen_running_sequences", "mlx_gen_queue_length",
                  "mlx_gen_kv_tokens_used")  # fmt: skip
-        deadline = time.monotonic() + timeout
-        while True:
-            gauges = self.gauges()
-            if not any(gauges[name] for name in names):
-                return True
-            if time.monotonic() > deadline:
-                return False
-            time.sleep(0.05)
+        gauges = self.gauges
+        return wait_until(lambda: not any(gauges()[n] for n in names), timeout, 0.05)
 
     def no_eos_bias(self) -> dict[str, int]:
         """A logit bias that keeps the model from ending early: a stream of
@@ -133,22 +70,3 @@ class ServerProcess:
         body = {"model": MODEL, "prompt": "<|return|><|call|>"}
         ids = httpx.post(self.url("/tokenize"), json=body).json()["tokens"]
         return {str(i): -100 for i in ids}
-
-    def signal(self, sig: int = signal.SIGTERM) -> None:
-        assert self.proc is not None
-        self.proc.send_signal(sig)
-
-    def wait(self, timeout: float) -> int:
-        assert self.proc is not None
-        return self.proc.wait(timeout)
-
-    def stop(self) -> None:
-        """SIGTERM, then SIGKILL if it does not exit within a minute."""
-        if not self.alive():
-            return
-        self.signal(signal.SIGTERM)
-        try:
-            self.wait(60)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.wait(10)

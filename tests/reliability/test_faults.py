@@ -18,6 +18,7 @@ from .clients import (
     chat_body,
     is_openai_error,
     post,
+    started_streams,
     stream,
     stream_body,
 )
@@ -145,13 +146,8 @@ def test_a_dead_engine_thread_is_unready_still_answers_and_ends_streams(server):
 
     async def main() -> list[Outcome]:
         async with async_client(10) as client:
-            running = [
-                asyncio.ensure_future(
-                    stream(client, url, stream_body(f"r{i}", LONG, logit_bias=bias))
-                )
-                for i in range(3)
-            ]
-            await asyncio.sleep(0.5)  # they are decoding
+            bodies = [stream_body(f"r{i}", LONG, logit_bias=bias) for i in range(3)]
+            running = await started_streams(client, url, bodies, 60)  # decoding
             kill = stream_body("k", 16, user=MARKER + KILL_SUFFIX, logit_bias=bias)
             ended = asyncio.gather(*running, stream(client, url, kill))
             return list(await asyncio.wait_for(ended, 30))

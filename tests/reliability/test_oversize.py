@@ -10,6 +10,7 @@ import time
 
 import httpx
 import pytest
+from polling import wait_until
 
 from .clients import address, chat_body, is_openai_error, raw_exchange
 from .conftest import Launch
@@ -52,18 +53,20 @@ def read_answer(sock: socket.socket) -> tuple[int, bytes]:
         return response.status, b""
 
 
-def closed_by_server(sock: socket.socket, more: bytes, within: float = 3.0) -> bool:
+def closed_by_server(sock: socket.socket, more: bytes, within: float = 10.0) -> bool:
     """The server closed the connection although the client goes on sending
     `more`: it reads no more of this request, instead of reading it to the end."""
-    deadline = time.monotonic() + within
-    while time.monotonic() < deadline:
+
+    def closed() -> bool:
         try:
             if select.select([sock], [], [], 0.01)[0] and not sock.recv(65536):
                 return True
             sock.sendall(more)
         except OSError:  # reset: the server closed it
             return True
-    return False
+        return False
+
+    return wait_until(closed, within, interval=0)
 
 
 def assert_too_large(status: int, body: bytes) -> None:

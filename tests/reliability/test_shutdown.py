@@ -7,18 +7,19 @@ import time
 
 import httpx
 
-from .clients import CHAT, Outcome, async_client, chat_body, post, stream, stream_body
+from .clients import (
+    CHAT,
+    Outcome,
+    async_client,
+    chat_body,
+    post,
+    started_streams,
+    stream_body,
+)
 from .conftest import Launch
 
 IN_FLIGHT = 20
 TOKENS = 1000  # long enough that they are still running well after the signal
-
-
-async def started_stream(client, url: str, body: dict, started: asyncio.Event):
-    """A stream that sets `started` once its first data frame arrived."""
-    outcome = await stream(client, url, body, on_frame=started.set)
-    started.set()  # also when it failed before any frame: do not wait forever
-    return outcome
 
 
 async def new_requests_after_signal(url: str, seconds: float) -> list[Outcome]:
@@ -55,14 +56,10 @@ def test_sigterm_under_load_drains_refuses_and_exits_0(launch: Launch):
 
     async def main() -> tuple[list[Outcome], list[Outcome]]:
         async with async_client(IN_FLIGHT) as client:
-            events = [asyncio.Event() for _ in range(IN_FLIGHT)]
-            running = [
-                asyncio.ensure_future(started_stream(
-                    client, url, stream_body(f"s{i}", TOKENS, logit_bias=bias), ev
-                ))
-                for i, ev in enumerate(events)
-            ]  # fmt: skip
-            await asyncio.wait_for(asyncio.gather(*(e.wait() for e in events)), 60)
+            bodies = [
+                stream_body(f"s{i}", TOKENS, logit_bias=bias) for i in range(IN_FLIGHT)
+            ]
+            running = await started_streams(client, url, bodies, 60)
             server.signal()
             late = await new_requests_after_signal(url, 1.5)
             return list(await asyncio.gather(*running)), late

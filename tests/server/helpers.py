@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
+import json
 import threading
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
 import httpx
 import uvicorn
+from polling import wait_until
 from starlette.applications import Starlette
 
 from mlx_gen.engine.types import GenerationRequest, LogitsProcessor
@@ -92,11 +93,10 @@ class LiveServer:
 
     def start(self, wait_ready: bool = True) -> LiveServer:
         self.thread.start()
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            if self.server.started and (not wait_ready or self.state.warmed):
-                return self
-            time.sleep(0.01)
+        if wait_until(
+            lambda: self.server.started and (not wait_ready or self.state.warmed), 30
+        ):
+            return self
         raise TimeoutError("the test server did not start")
 
     def stop(self) -> None:
@@ -116,13 +116,17 @@ def live(app: Starlette, wait_ready: bool = True) -> Iterator[LiveServer]:
         server.stop()
 
 
-def wait_until(predicate: Any, timeout: float = 5.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.01)
-    return predicate()
+def access_lines(caplog: Any, count: int, timeout: float = 5.0) -> list[dict]:
+    """The `mlx_gen.access` lines, once there are `count` of them: the server
+    logs a request's line after its last byte went out, so the client may see
+    its answer before the line is written."""
+
+    def logged() -> list[dict]:
+        records = [r for r in caplog.records if r.name == "mlx_gen.access"]
+        return [json.loads(r.getMessage()) for r in records]
+
+    wait_until(lambda: len(logged()) >= count, timeout)
+    return logged()
 
 
 def sse_lines(response: httpx.Response) -> list[str]:

@@ -2,18 +2,11 @@
 
 from __future__ import annotations
 
-import json
 import logging
 
 import httpx
 
-from .helpers import script_ids
-
-
-def access_lines(caplog) -> list[dict]:
-    return [
-        json.loads(r.getMessage()) for r in caplog.records if r.name == "mlx_gen.access"
-    ]
+from .helpers import access_lines, script_ids
 
 
 def test_one_line_per_request_with_tokens_and_timings(
@@ -33,7 +26,7 @@ def test_one_line_per_request_with_tokens_and_timings(
             headers={"x-request-id": "trace-1"},
         )
         httpx.get(server.url("/nowhere"))
-    chat, missing = access_lines(caplog)
+        chat, missing = access_lines(caplog, 2)
     usage = reply.json()["usage"]
     assert chat["request_id"] == "trace-1"
     assert chat["status"] == 200 and chat["model"] == "tiny"

@@ -25,6 +25,7 @@ import httpx
 import pytest
 from mlx.utils import tree_flatten
 from openai import AsyncOpenAI
+from polling import answers, wait_until
 
 from mlx_gen.units import GB, KB, MB
 
@@ -71,16 +72,28 @@ class Proc:
     def output(self) -> str:
         return "".join(self.lines)
 
+    def printed(self, pattern: str, timeout: float) -> re.Match:
+        """The first match of `pattern` in the output, waited for: a reader
+        thread collects it a moment after the process wrote it."""
+
+        def found() -> re.Match | None:
+            match = re.search(pattern, self.output)
+            if match is None and self.popen.poll() is not None:
+                pytest.fail(
+                    f"exited before printing {pattern!r}:\n{self.output[-3000:]}"
+                )
+            return match
+
+        match = wait_until(found, timeout, interval=0.1)
+        if match is None:
+            pytest.fail(
+                f"{pattern!r} not printed in {timeout} s:\n{self.output[-3000:]}"
+            )
+        return match
+
     def url(self, timeout: float) -> str:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            found = re.search(r"http://127\.0\.0\.1:(\d+)/v1", self.output)
-            if found:
-                return f"http://127.0.0.1:{found.group(1)}"
-            if self.popen.poll() is not None:
-                break
-            time.sleep(0.1)
-        pytest.fail(f"no server came up:\n{self.output[-3000:]}")
+        port = self.printed(r"http://127\.0\.0\.1:(\d+)/v1", timeout).group(1)
+        return f"http://127.0.0.1:{port}"
 
     def stop(self) -> None:
         """Everything this process started goes too (mlx.launch's ranks)."""
@@ -114,15 +127,13 @@ def _env(tmp_path: Path, **extra: str) -> dict[str, str]:
 
 
 def _wait_ready(base: str, procs: list[Proc], timeout: float = 45) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        with contextlib.suppress(httpx.HTTPError):
-            if httpx.get(f"{base}/ready", timeout=2).status_code == 200:
-                return
+    def ready() -> bool:
         if any(p.popen.poll() is not None for p in procs):
-            break
-        time.sleep(0.1)
-    pytest.fail("not ready:\n" + "\n".join(p.output[-2000:] for p in procs))
+            pytest.fail("exited:\n" + "\n".join(p.output[-2000:] for p in procs))
+        return answers(f"{base}/ready")
+
+    if not wait_until(ready, timeout, interval=0.1):
+        pytest.fail("not ready:\n" + "\n".join(p.output[-2000:] for p in procs))
 
 
 PROMPTS = [
@@ -194,8 +205,8 @@ def test_two_ranks_answer_as_one_process(tmp_path, tiny_model_path, tiny_model):
         expected = asyncio.run(_answers(one, name))
         got = asyncio.run(_answers(two, name))
         # SIGTERM to rank 0 alone: it drains, then lets rank 1 go.
-        pid = re.search(r"Started server process \[(\d+)\]", ranks.output)
-        os.kill(int(pid.group(1)), signal.SIGTERM)
+        pid = ranks.printed(r"Started server process \[(\d+)\]", 10).group(1)
+        os.kill(int(pid), signal.SIGTERM)
         assert ranks.popen.wait(20) == 0
     finally:
         ranks.stop()
@@ -248,11 +259,9 @@ def _stream_until(base: str, model: str, frames: list[str], started: threading.E
 
 def _status_within(base: str, path: str, status: int, seconds: float) -> float:
     start = time.monotonic()
-    while time.monotonic() - start < seconds:
-        if httpx.get(f"{base}{path}", timeout=2).status_code == status:
-            return time.monotonic() - start
-        time.sleep(0.1)
-    pytest.fail(f"{path} did not answer {status} within {seconds} s")
+    if not wait_until(lambda: answers(f"{base}{path}", status), seconds, 0.1):
+        pytest.fail(f"{path} did not answer {status} within {seconds} s")
+    return time.monotonic() - start
 
 
 def test_a_killed_rank_turns_ready_to_503(tmp_path, tiny_model_path):
@@ -276,7 +285,7 @@ def test_a_killed_rank_turns_ready_to_503(tmp_path, tiny_model_path):
             timeout=5,
         )
         assert refused.status_code == 503
-        assert "distributed: an operation failed" in rank0.output
+        assert rank0.printed("distributed: an operation failed", 10)
         rank0.popen.send_signal(signal.SIGTERM)
         assert rank0.popen.wait(15) == 0
     finally:
@@ -310,7 +319,7 @@ def test_a_stuck_rank_trips_the_watchdog(tmp_path, tiny_model_path):
         assert '"error"' in data[-2]  # ...with an error event
         message = httpx.get(f"{base}/ready", timeout=2).json()["error"]["message"]
         assert "waited" in message and "timeout 2 s" in message
-        assert "distributed: an operation has waited" in rank0.output
+        assert rank0.printed("distributed: an operation has waited", 10)
         rank0.popen.send_signal(signal.SIGTERM)
         assert rank0.popen.wait(15) == 0
     finally:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import httpx
+from polling import wait_until
 from prometheus_client.parser import text_string_to_metric_families
 
 from mlx_gen.server.app import create_app
@@ -29,8 +30,16 @@ def test_request_token_and_latency_metrics(make_server):
             "max_tokens": 5}  # fmt: skip
     usage = httpx.post(server.url("/v1/chat/completions"), json=body).json()["usage"]
     httpx.post(server.url("/v1/chat/completions"), json={"model": "nope"})
-    found = samples(server)
     chat = "/v1/chat/completions"
+
+    def both_counted() -> dict | None:
+        # A request is counted after its last byte went out: soon, not at once.
+        found = samples(server)
+        e2e = value(found, "mlx_gen_e2e_request_latency_seconds_count", endpoint=chat)
+        return found if e2e == 2 else None
+
+    found = wait_until(both_counted, 5)
+    assert found is not None, samples(server)
     assert value(found, "mlx_gen_requests_total", endpoint=chat, status="200") == 1
     assert value(found, "mlx_gen_requests_total", endpoint=chat, status="400") == 1
     assert value(found, "mlx_gen_prompt_tokens_total") == usage["prompt_tokens"]
@@ -55,3 +64,21 @@ def test_each_app_counts_alone(served):
     first.state.mlx_gen.metrics.requests.labels(endpoint="x", status="200").inc()
     assert b'endpoint="x"' in first.state.mlx_gen.metrics.render()
     assert b'endpoint="x"' not in second.state.mlx_gen.metrics.render()
+
+
+def test_memory_gauges_follow_the_engine(make_server, engine):
+    server = make_server()
+    body = {"model": "tiny", "messages": [{"role": "user", "content": "Hello"}],
+            "max_tokens": 3}  # fmt: skip
+    assert httpx.post(server.url("/v1/chat/completions"), json=body).is_success
+    found = samples(server)
+    stats = engine.stats()
+    # Live arrays hold at least the weights; the prompt's KV snapshot is kept.
+    assert value(found, "mlx_gen_mlx_active_memory_bytes") >= engine.plan.weights_bytes
+    assert value(found, "mlx_gen_prefix_cache_bytes") == stats.prefix_cache_bytes > 0
+    prefix_limit = value(found, "mlx_gen_prefix_cache_limit_bytes")
+    assert prefix_limit == engine.plan.prefix_cache_bytes > 0
+    limit = value(found, "mlx_gen_mlx_cache_limit_bytes")
+    assert 0 < limit == engine.plan.cache_limit_bytes
+    assert ("mlx_gen_mlx_cache_memory_bytes", ()) in found
+    assert value(found, "mlx_gen_mlx_cache_memory_bytes") <= limit

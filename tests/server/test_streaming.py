@@ -7,9 +7,10 @@ import json
 import httpx
 import openai
 import pytest
+from polling import wait_until
 
 from .conftest import MODEL
-from .helpers import script_ids, sse_lines, wait_until
+from .helpers import script_ids, sse_lines
 
 HI = [{"role": "user", "content": "Hi"}]
 FINAL = "<|channel|>final<|message|>"

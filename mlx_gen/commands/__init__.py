@@ -1,9 +1,0 @@
-"""The sub-commands of `mlx-gen`, one module each: `run(args, settings) -> int`.
-
-A module imports mlx, mlx-lm and other heavy packages inside `run`, so that
-`mlx-gen --help` and light commands start fast.
-"""
-
-
-class CommandError(Exception):
-    """A user's mistake a command reports in one line (bad input file, ...)."""
