@@ -24,6 +24,7 @@ from mlx_gen.server.outputs import new_id
 from mlx_gen.server.respond import respond
 from mlx_gen.server.schemas import ChatCompletionRequest
 from mlx_gen.server.state import AppState, state_of
+from mlx_gen.server.structured import chat_constraint
 
 
 def render_chat(
@@ -57,6 +58,7 @@ async def chat_completions(request: Request) -> Response:
     info.model = served.name
     # Rendering tokenizes the whole conversation: off the event loop.
     prompt = await run_in_threadpool(render_chat, state, body)
+    constraint = await chat_constraint(state, body)
     n_prompt = len(prompt.token_ids)
     max_tokens = resolve_max_tokens(
         body.requested_max_tokens, n_prompt, served, state.settings.max_tokens_default
@@ -86,7 +88,13 @@ async def chat_completions(request: Request) -> Response:
         one_call=body.parallel_tool_calls is False,
     )
     events = submit(
-        served, prompt.token_ids, sampling, answer.request_id, reservation, body.user
+        served,
+        prompt.token_ids,
+        sampling,
+        answer.request_id,
+        reservation,
+        body.user,
+        constraint,
     )
     return await respond(
         request, state, answer, events, reservation, n_prompt, bool(body.stream)

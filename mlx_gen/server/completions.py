@@ -23,6 +23,7 @@ from mlx_gen.server.outputs import AnswerBase, completion_logprobs, new_id
 from mlx_gen.server.respond import respond
 from mlx_gen.server.schemas_text import CompletionRequest
 from mlx_gen.server.state import state_of
+from mlx_gen.server.structured import completion_constraint
 
 
 class CompletionAnswer(AnswerBase):
@@ -121,6 +122,7 @@ async def completions(request: Request) -> Response:
         check_token_ids(body.prompt, served, "prompt")
         prompt_ids = list(body.prompt)
         prompt_text = served.tokenizer.decode(prompt_ids) if body.echo else ""
+    constraint = await completion_constraint(state, body.response_format, body)
     max_tokens = resolve_max_tokens(
         body.max_tokens, len(prompt_ids), served, state.settings.max_tokens_default
     )
@@ -140,7 +142,13 @@ async def completions(request: Request) -> Response:
         include_usage=bool(body.stream_options and body.stream_options.include_usage),
     )
     events = submit(
-        served, prompt_ids, sampling, answer.request_id, reservation, body.user
+        served,
+        prompt_ids,
+        sampling,
+        answer.request_id,
+        reservation,
+        body.user,
+        constraint,
     )
     return await respond(
         request, state, answer, events, reservation, len(prompt_ids), bool(body.stream)

@@ -13,6 +13,7 @@ from pydantic import BaseModel, ValidationError
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 
+from mlx_gen.engine.constraints import Constraint
 from mlx_gen.engine.types import (
     ContextLengthExceeded,
     EngineDead,
@@ -162,11 +163,15 @@ def submit(
     request_id: str,
     reservation: Reservation,
     user: str | None = None,
+    constraint: Constraint | None = None,
 ) -> AsyncIterator[GenerationEvent]:
     """Hand the request to the engine; its refusals become HTTP errors (and
     give back the rate-limit reservation)."""
     gen = GenerationRequest(
-        prompt_token_ids=prompt_ids, sampling=sampling, request_id=request_id
+        prompt_token_ids=prompt_ids,
+        sampling=sampling,
+        request_id=request_id,
+        constraint=constraint,
     )
     if served.prepare_request is not None:
         served.prepare_request(gen)

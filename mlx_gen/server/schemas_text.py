@@ -17,12 +17,13 @@ from mlx_gen.server.schemas import (
     ToolSpec,
     refuse,
 )
+from mlx_gen.server.schemas_structured import GuidedFields, ResponseFormat
 
 TokenId = Annotated[int, Field(ge=0, le=(1 << 31) - 1)]
 MAX_PROMPT_IDS = 1 << 20
 
 
-class CompletionRequest(SamplingFields):
+class CompletionRequest(SamplingFields, GuidedFields):
     prompt: str | list[TokenId] | list[str] | list[list[TokenId]] = Field(
         max_length=MAX_PROMPT_IDS
     )
@@ -31,6 +32,7 @@ class CompletionRequest(SamplingFields):
     logprobs: int | None = Field(None, ge=0, le=5)
     best_of: int | None = Field(None, ge=1, le=MAX_CHOICES)
     suffix: str | None = None
+    response_format: ResponseFormat | None = None
 
     @field_validator("prompt")
     @classmethod
