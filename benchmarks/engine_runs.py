@@ -42,11 +42,16 @@ def _check_counts(arrivals: Arrivals, requests: int, max_tokens: int) -> None:
 
 
 async def _engine_requests(
-    engine: LLMEngine, prompts: list[list[int]], max_tokens: int, arrivals: Arrivals
+    engine: LLMEngine,
+    prompts: list[list[int]],
+    max_tokens: int,
+    arrivals: Arrivals,
+    constraint: Any = None,
 ) -> None:
     async def one(index: int, prompt: list[int]) -> None:
         sampling = SamplingParams(max_tokens=max_tokens, temperature=1.0)
-        async for event in engine.submit(GenerationRequest(prompt, sampling)):
+        request = GenerationRequest(prompt, sampling, constraint=constraint)
+        async for event in engine.submit(request):
             arrivals.add(index, len(event.token_ids))
             if event.finish_reason is not None:
                 assert event.finish_reason == "length", event.error
@@ -56,11 +61,15 @@ async def _engine_requests(
 
 
 def engine_batch(
-    engine: LLMEngine, prompts: list[list[int]], max_tokens: int
+    engine: LLMEngine,
+    prompts: list[list[int]],
+    max_tokens: int,
+    constraint: Any = None,
 ) -> Arrivals:
-    """All `prompts` submitted at once through the engine's async API."""
+    """All `prompts` submitted at once through the engine's async API, each
+    following `constraint` (engine/constraints.py) if one is given."""
     arrivals = Arrivals()
-    asyncio.run(_engine_requests(engine, prompts, max_tokens, arrivals))
+    asyncio.run(_engine_requests(engine, prompts, max_tokens, arrivals, constraint))
     wait_idle(engine)
     _check_counts(arrivals, len(prompts), max_tokens)
     return arrivals

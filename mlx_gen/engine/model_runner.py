@@ -21,6 +21,7 @@ import mlx.core as mx
 import mlx.nn as nn
 from mlx_lm.models.cache import TokenBuffer, make_prompt_cache
 
+from mlx_gen.engine.constraints import ConstraintMasks
 from mlx_gen.engine.sampling import BatchSampling, Sampled, make_key, sample
 from mlx_gen.engine.sequence import Sequence
 from mlx_gen.engine.types import TokenLogprob
@@ -52,6 +53,7 @@ class ModelRunner:
         self._keys: mx.array | None = None  # (B, 2) PRNG keys
         self._sampling: BatchSampling | None = None
         self._launched: _Launch | None = None
+        self._masks = ConstraintMasks()
 
     # Prefill, one sequence at a time.
 
@@ -132,16 +134,31 @@ class ModelRunner:
         if logits.dtype != mx.float32:
             logits = logits.astype(mx.float32)
         output = StepOutput()
+        previous = self._launched
+        if self._masks.constrained(self.rows):
+            logits = self._constrain(logits, previous, output)
+            previous = None  # its tokens are read
         contexts: list[mx.array] = []
         if self._sampling.processors:
             logits = self._process(logits, inputs, contexts, output.failed)
         out = sample(logits, self._keys, self._sampling)
         mx.async_eval(*out.arrays(), *contexts)
         self._inputs, self._keys = out.tokens, out.keys
-        previous, self._launched = self._launched, _Launch(self.rows, out)
+        self._launched = _Launch(self.rows, out)
         if previous is not None:
             output.tokens = self._read(previous)
         return output
+
+    def _constrain(
+        self, logits: mx.array, previous: _Launch | None, output: StepOutput
+    ) -> mx.array:
+        """Mask the constrained rows. Their masks need the previous step's
+        tokens: read them while this step's forward pass runs."""
+        mx.async_eval(logits)
+        if previous is not None:
+            output.tokens = self._read(previous)
+            output.failed += self._masks.advance(output.tokens)
+        return self._masks.apply(self.rows, logits)
 
     def _process(
         self,

@@ -10,7 +10,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Any, Literal
 
 FinishReason = Literal["stop", "length", "abort", "error"]
 
@@ -50,6 +50,8 @@ class GenerationRequest:
     user: str | None = None
     # Extra processors run on the engine thread (tests use them to force tokens).
     logits_processors: list[LogitsProcessor] = field(default_factory=list)
+    # A compiled grammar (engine/constraints.py Constraint) the output follows.
+    constraint: Any = None
 
 
 @dataclass

@@ -64,6 +64,8 @@ class ModelEntry(BaseModel):
     quantization: str
     context_length: int = Field(ge=16)
     reasoning_effort: Literal["low", "medium", "high"] = "medium"
+    # Analysis tokens a constrained answer may spend before it must answer.
+    max_reasoning_tokens: int | None = Field(default=None, ge=0)
     sampling: Sampling = Sampling()
     description: str = ""
 

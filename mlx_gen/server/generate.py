@@ -8,6 +8,7 @@ from typing import Any, TypeVar
 
 from starlette.requests import Request
 
+from mlx_gen.engine.constraints import Constraint
 from mlx_gen.engine.types import (
     ContextLengthExceeded,
     EngineDead,
@@ -151,6 +152,7 @@ def submit(
     request_id: str,
     reservation: Reservation,
     user: str | None = None,
+    constraint: Constraint | None = None,
 ) -> AsyncIterator[GenerationEvent]:
     """Hand the request to the engine; its refusals become HTTP errors (and
     give back the rate-limit reservation)."""
@@ -159,6 +161,7 @@ def submit(
         sampling=sampling,
         request_id=request_id,
         user=user,
+        constraint=constraint,
     )
     try:
         return served.engine.submit(gen)

@@ -12,6 +12,7 @@ from prometheus_client import (
     generate_latest,
 )
 
+from mlx_gen.engine.constraints import MASK_CLOCK
 from mlx_gen.engine.types import EngineStats, GenerationEvent
 from mlx_gen.server.context import RequestInfo
 
@@ -108,6 +109,24 @@ class Metrics:
             "Prompt tokens found in the prefix cache",
             registry=r,
         )
+
+        self.constrained_requests = Counter(
+            "mlx_gen_constrained_requests",
+            "Requests whose output follows a grammar (schema, tool call, budget)",
+            registry=r,
+        )
+        self.schema_compile = Histogram(
+            "mlx_gen_schema_compile_seconds",
+            "Time to compile a request's output grammar",
+            buckets=_TOKEN_LATENCY_BUCKETS,
+            registry=r,
+        )
+        mask_seconds = Gauge(
+            "mlx_gen_constraint_mask_seconds",
+            "Engine time spent computing and applying token masks, since start",
+            registry=r,
+        )
+        mask_seconds.set_function(lambda: MASK_CLOCK.seconds)
 
     def observe_request(self, info: RequestInfo, duration: float) -> None:
         self.requests.labels(endpoint=info.endpoint, status=str(info.status)).inc()

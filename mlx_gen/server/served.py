@@ -35,6 +35,8 @@ class ServedModel:
     max_context: int
     vocab_size: int
     default_reasoning_effort: ReasoningEffort = "medium"
+    # The analysis budget of a constrained turn that does not set its own.
+    default_max_reasoning_tokens: int | None = None
     # Registry sampling defaults (temperature, top_p, top_k, min_p).
     sampling_defaults: dict[str, float] = field(default_factory=dict)
     created: int = field(default_factory=lambda: int(time.time()))
@@ -60,5 +62,6 @@ class ServedModel:
             max_context=min(max_context or entry.context_length, entry.context_length),
             vocab_size=vocab,
             default_reasoning_effort=entry.reasoning_effort,
+            default_max_reasoning_tokens=entry.max_reasoning_tokens,
             sampling_defaults=entry.sampling.model_dump(),
         )

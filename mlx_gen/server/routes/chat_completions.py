@@ -17,6 +17,7 @@ from mlx_gen.server.errors import bad_request
 from mlx_gen.server.generate import admit, read_generation, submit
 from mlx_gen.server.schemas.chat import ChatCompletionRequest
 from mlx_gen.server.state import AppState
+from mlx_gen.server.structured import chat_constraint
 
 
 def render_chat(
@@ -46,6 +47,7 @@ async def chat_completions(request: Request) -> Response:
     served = state.served
     # Rendering tokenizes the whole conversation: off the event loop.
     prompt = await run_in_threadpool(render_chat, state, body)
+    constraint = await chat_constraint(state, body)
     n_prompt = len(prompt.token_ids)
     # Stop strings apply to the answer's content, not to the raw text with
     # the format's headers and reasoning that the engine sees.
@@ -66,6 +68,12 @@ async def chat_completions(request: Request) -> Response:
         one_call=body.parallel_tool_calls is False,
     )
     events = submit(
-        served, prompt.token_ids, sampling, request_id, reservation, body.user
+        served,
+        prompt.token_ids,
+        sampling,
+        request_id,
+        reservation,
+        body.user,
+        constraint,
     )
     return await respond(request, state, answer, events, reservation, n_prompt)

@@ -12,6 +12,7 @@ from mlx_gen.server.answers.completions import CompletionAnswer
 from mlx_gen.server.answers.deliver import respond
 from mlx_gen.server.generate import admit, check_token_ids, read_generation, submit
 from mlx_gen.server.schemas.completions import CompletionRequest
+from mlx_gen.server.structured import completion_constraint
 
 
 async def completions(request: Request) -> Response:
@@ -24,6 +25,7 @@ async def completions(request: Request) -> Response:
         check_token_ids(body.prompt, served, "prompt")
         prompt_ids = list(body.prompt)
         prompt_text = served.tokenizer.decode(prompt_ids) if body.echo else ""
+    constraint = await completion_constraint(state, body.response_format, body)
     stop_ids = sorted(served.tokenizer.eos_token_ids or [])
     stops = list(body.stop or [])
     sampling, reservation = admit(
@@ -40,6 +42,12 @@ async def completions(request: Request) -> Response:
         include_usage=body.include_usage,
     )
     events = submit(
-        served, prompt_ids, sampling, answer.request_id, reservation, body.user
+        served,
+        prompt_ids,
+        sampling,
+        answer.request_id,
+        reservation,
+        body.user,
+        constraint,
     )
     return await respond(request, state, answer, events, reservation, len(prompt_ids))

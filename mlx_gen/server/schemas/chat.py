@@ -8,7 +8,6 @@ from pydantic import Field, ValidationInfo, field_validator, model_validator
 
 from mlx_gen.engine.sampling import MAX_TOP_LOGPROBS
 from mlx_gen.server.schemas.common import (
-    MAX_SCHEMA_DEPTH,
     MAX_TOKENS_LIMIT,
     MAX_TOOLS,
     Effort,
@@ -16,6 +15,11 @@ from mlx_gen.server.schemas.common import (
     SamplingFields,
     Strict,
     refuse,
+)
+from mlx_gen.server.schemas.structured import (
+    GuidedFields,
+    ResponseFormat,
+    check_schema_depth,
 )
 
 
@@ -86,39 +90,13 @@ class ChatMessage(Strict):
         return msg
 
 
-def _depth(value: Any) -> int:
-    """How deep lists and objects nest in a JSON value (iteratively)."""
-    deepest, pending = 0, [(value, 0)]
-    while pending:
-        item, depth = pending.pop()
-        deepest = max(deepest, depth)
-        if isinstance(item, dict):
-            pending += [(v, depth + 1) for v in item.values()]
-        elif isinstance(item, list):
-            pending += [(v, depth + 1) for v in item]
-    return deepest
-
-
 class FunctionSpec(Strict):
     name: Annotated[str, Field(pattern=r"^[A-Za-z0-9_.\-]{1,64}$")]
     description: str | None = Field(None, max_length=65_536)
     parameters: dict[str, Any] | None = None
     strict: bool | None = None
 
-    @field_validator("parameters")
-    @classmethod
-    def _shallow(cls, v: dict[str, Any] | None) -> dict[str, Any] | None:
-        # Renderers walk a schema recursively: a deep one would exhaust the stack.
-        if _depth(v) > MAX_SCHEMA_DEPTH:
-            raise ValueError(f"nested more than {MAX_SCHEMA_DEPTH} levels deep")
-        return v
-
-    @field_validator("strict")
-    @classmethod
-    def _no_strict(cls, v: bool | None) -> bool | None:
-        if v:
-            raise refuse("strict schema-following is not implemented")
-        return v
+    _shallow = field_validator("parameters")(check_schema_depth)
 
 
 class ToolSpec(Strict):
@@ -139,10 +117,11 @@ class ReasoningOptions(Strict):
     effort: Effort | None = None
 
 
-class ChatCompletionRequest(SamplingFields):
+class ChatCompletionRequest(SamplingFields, GuidedFields):
     messages: list[ChatMessage] = Field(min_length=1)
     tools: list[ToolSpec] | None = Field(None, max_length=MAX_TOOLS)
     tool_choice: Literal["none", "auto", "required"] | NamedToolChoice | None = None
+    max_reasoning_tokens: int | None = Field(None, ge=0, le=MAX_TOKENS_LIMIT)
     # GPT-OSS makes one call per turn; false also ends a turn that goes on
     # after its first call (server/answers/chat.py).
     parallel_tool_calls: bool | None = None
@@ -152,23 +131,7 @@ class ChatCompletionRequest(SamplingFields):
     max_tokens: int | None = Field(None, ge=1, le=MAX_TOKENS_LIMIT)
     logprobs: bool | None = None
     top_logprobs: int | None = Field(None, ge=0, le=MAX_TOP_LOGPROBS)
-    response_format: dict[str, Any] | None = None
-
-    @field_validator("tool_choice")
-    @classmethod
-    def _tool_choice(cls, v: Any) -> Any:
-        if v is not None and v not in ("none", "auto"):
-            raise refuse(
-                "only 'auto' and 'none'; forcing a tool call is not implemented"
-            )
-        return v
-
-    @field_validator("response_format")
-    @classmethod
-    def _response_format(cls, v: dict[str, Any] | None) -> dict[str, Any] | None:
-        if v is not None and v != {"type": "text"}:
-            raise refuse(f"type {v.get('type')!r}: only 'text', no structured output")
-        return v
+    response_format: ResponseFormat | None = None
 
     @field_validator("reasoning")
     @classmethod

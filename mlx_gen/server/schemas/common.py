@@ -21,7 +21,6 @@ MAX_STOP = 4
 MAX_COMPLETION_LOGPROBS = 5  # the legacy endpoint's own cap
 MAX_LOGIT_BIAS = 1024
 MAX_TOOLS = 128
-MAX_SCHEMA_DEPTH = 64
 MAX_PROMPT_IDS = 1 << 20
 
 Effort = Literal["low", "medium", "high"]

@@ -15,9 +15,10 @@ from mlx_gen.server.schemas.common import (
     TokenId,
     refuse,
 )
+from mlx_gen.server.schemas.structured import GuidedFields, ResponseFormat
 
 
-class CompletionRequest(SamplingFields):
+class CompletionRequest(SamplingFields, GuidedFields):
     prompt: str | list[TokenId] | list[str] | list[list[TokenId]] = Field(
         max_length=MAX_PROMPT_IDS
     )
@@ -26,6 +27,7 @@ class CompletionRequest(SamplingFields):
     logprobs: int | None = Field(None, ge=0, le=MAX_COMPLETION_LOGPROBS)
     best_of: int | None = Field(None, ge=1, le=MAX_CHOICES)
     suffix: str | None = None
+    response_format: ResponseFormat | None = None
 
     @field_validator("prompt")
     @classmethod

@@ -220,11 +220,11 @@ def test_errors_arrive_as_sdk_exceptions(client):
             messages=HI,
             response_format={
                 "type": "json_schema",
-                "json_schema": {"name": "x", "schema": {"type": "object"}},
+                "json_schema": {"name": "x", "schema": {"type": "objekt"}},
             },
         )
     assert schema.value.param == "response_format"
-    assert "response_format" in schema.value.message
+    assert "objekt" in schema.value.message
     with pytest.raises(openai.BadRequestError) as too_long:
         client.chat.completions.create(model=MODEL, messages=HI, max_tokens=5000)
     assert too_long.value.code == "context_length_exceeded"

@@ -18,14 +18,7 @@ def chat(**fields: object) -> dict:
 @pytest.mark.parametrize(
     ("fields", "param", "code"),
     [
-        ({"response_format": {"type": "json_schema", "json_schema": {}}},
-         "response_format", "unsupported_value"),
-        ({"tool_choice": "required"}, "tool_choice", "unsupported_value"),
-        ({"tool_choice": {"type": "function", "function": {"name": "f"}}},
-         "tool_choice", "unsupported_value"),
         ({"logprobs": True, "foo": 1}, "foo", "unsupported_parameter"),
-        ({"tools": [{"type": "function", "function": {"name": "f", "strict": True}}]},
-         "tools[0].function.strict", "unsupported_value"),
         ({"messages": [{"role": "user", "content": [{"type": "image_url"}]}]},
          "messages[0].content", "unsupported_value"),
     ],
