@@ -267,7 +267,7 @@ def _status_within(base: str, path: str, status: int, seconds: float) -> float:
 def test_a_killed_rank_turns_ready_to_503(tmp_path, tiny_model_path):
     """Killed while rank 0 is idle: its next heartbeat finds the closed socket.
     (Killed in the middle of a step, MLX 0.32's ring backend may crash rank 0
-    instead: see mlx_gen/engine/distributed_runner.py.)"""
+    instead: see mlx_gen/engine/distributed/leader.py.)"""
     rank0, rank1 = _direct_ranks(tmp_path, tiny_model_path)
     try:
         base = rank0.url(60)
