@@ -74,7 +74,6 @@ class EngineThread:
         self._dying = threading.Lock()
         self._outbox: list[tuple[Any, GenerationEvent]] = []
         self._deadline: float | None = None
-        self._totals = dict.fromkeys(("prompt", "generated", "cached", "steps"), 0)
 
     def run(self) -> None:
         limits = None
@@ -159,10 +158,7 @@ class EngineThread:
         except Exception as exc:  # the culprit is unknown: fail the batch only
             self._fail_batch(exc)
             return
-        self._totals["steps"] += 1
-        events = self._scheduler.postprocess(out.tokens, time.perf_counter())
-        self._totals["generated"] += len(events)
-        for seq, event in events:
+        for seq, event in self._scheduler.postprocess(out.tokens, time.perf_counter()):
             self._emit(seq, event)
         for seq, exc in out.failed:  # after the token read before it failed
             self._end(seq, "error", f"a logits processor raised {exc!r}")
@@ -224,8 +220,6 @@ class EngineThread:
             *state.request.logits_processors,
         ]
         self._scheduler.begin(state, cached, seed, processors, now)
-        self._totals["prompt"] += len(prompt)
-        self._totals["cached"] += cached
 
     # Ending requests.
 
@@ -282,7 +276,7 @@ class EngineThread:
     # Out to the world.
 
     def _publish(self) -> None:
-        s, p, t = self._scheduler, self._prefix, self._totals
+        s, p = self._scheduler, self._prefix
         self.stats = EngineStats(
             alive=self.alive,
             error=self.error,
@@ -294,10 +288,10 @@ class EngineThread:
             prefix_cache_hits=p.hits,
             prefix_cache_queries=p.queries,
             plan=self.memory.plan,
-            prompt_tokens_total=t["prompt"],
-            generated_tokens_total=t["generated"],
-            cached_tokens_total=t["cached"],
-            steps_total=t["steps"],
+            prompt_tokens_total=s.prompt_tokens,
+            generated_tokens_total=s.generated_tokens,
+            cached_tokens_total=s.cached_tokens,
+            steps_total=s.steps,
             mlx_active_bytes=mx.get_active_memory(),
             mlx_cache_bytes=mx.get_cache_memory(),
         )

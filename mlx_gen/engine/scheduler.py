@@ -67,6 +67,12 @@ class Scheduler:
     prefilling: deque[RequestState] = field(default_factory=deque)
     running: list[Sequence] = field(default_factory=list)
     released: list[int] = field(default_factory=list)
+    # Totals since start: prompt tokens admitted, of them found in the prefix
+    # cache, tokens generated, decode steps.
+    prompt_tokens: int = 0
+    cached_tokens: int = 0
+    generated_tokens: int = 0
+    steps: int = 0
     _slots: int = 0
 
     def __len__(self) -> int:
@@ -120,6 +126,8 @@ class Scheduler:
     ) -> None:
         """An admitted request starts with `cached` prompt tokens reused."""
         state.position, state.seed = cached, seed
+        self.prompt_tokens += len(state.prompt)
+        self.cached_tokens += cached
         for seq in state.seqs:
             seq.admit_time, seq.cached_tokens = now, cached
             seq.processors = processors
@@ -162,6 +170,7 @@ class Scheduler:
         now: float,
     ) -> list[tuple[Sequence, GenerationEvent]]:
         """Append a step's tokens to their sequences: one event each."""
+        self.steps += 1
         events = []
         for seq, token, logprob in tokens:
             if seq.finished:  # ended while its token was in flight
@@ -171,6 +180,7 @@ class Scheduler:
             except Exception as exc:
                 event = seq.finish("error", now, f"{type(exc).__name__}: {exc}")
             events.append((seq, event))
+        self.generated_tokens += len(events)
         return events
 
     def end(
