@@ -20,8 +20,9 @@ Tensor parallel: each rank has a runner over its shard of the model. The
 methods marked `every_rank` touch the model or its caches; rank 0's call of
 one first tells the other ranks, which run the same method with the same
 arguments, so that the collectives inside the sharded model pair up
-(distributed/). Only rank 0 samples: PRNG keys, sampling parameters and
-logits processors are its alone.
+(distributed/). Only rank 0 samples: the rows' PRNG keys, sampling arrays
+and processor contexts are its alone, and its step's call carries the tokens
+it sampled at the step before.
 """
 
 from __future__ import annotations
