@@ -237,7 +237,8 @@ class EngineThread:
             self._emit(seq, event)
 
     def _fail(self, state: RequestState, exc: Exception) -> None:
-        self._end_request(state, "error", f"{type(exc).__name__}: {exc}")
+        for seq in state.live():
+            self._end(seq, "error", f"{type(exc).__name__}: {exc}")
 
     def _abort(self, command: Abort) -> None:
         state = self._scheduler.find(command.request_id)
@@ -252,15 +253,10 @@ class EngineThread:
         for seq in chosen:  # the request's other choices, if any, go on
             self._end(seq, "abort", None)
 
-    def _end_request(
-        self, state: RequestState, reason: FinishReason, error: str | None
-    ) -> None:
-        for seq in state.live():
-            self._end(seq, reason, error)
-
     def _end_all(self, reason: FinishReason, error: str | None) -> None:
         for state in self._scheduler.all_states():
-            self._end_request(state, reason, error)
+            for seq in state.live():
+                self._end(seq, reason, error)
         self._flush(publish=True)
 
     def _die(self, error: str) -> None:
