@@ -98,19 +98,18 @@ class Leader:
         try:
             while iteration():
                 if time.monotonic() - self.last_op >= HEARTBEAT_SECONDS:
-                    self._send(PING)
+                    with self._waiting():
+                        self.channel.send(PING)
         finally:
             try:
                 if self.failure is None:
-                    self._send(REPORT)
-                    self.rank_memory = gather_memory(self.channel.group, self.model)
-                    self._send(STOP)
+                    with self._waiting():
+                        self.channel.send(REPORT)
+                        group = self.channel.group
+                        self.rank_memory = gather_memory(group, self.model)
+                        self.channel.send(STOP)
             finally:
                 self._stopped.set()
-
-    def _send(self, name: str) -> None:
-        with self._waiting():
-            self.channel.send(name)
 
     @contextlib.contextmanager
     def _waiting(self) -> Iterator[None]:
