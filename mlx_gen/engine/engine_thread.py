@@ -4,16 +4,14 @@ One iteration: commands from the inbox (inbox.py), a decode step, what ended
 leaving the runner, admission and about one chunk of prefill, a stats
 snapshot, and the events of the iteration handed to each request's event loop
 in one call. The scheduler owns the requests' state (scheduler.py), the runner
-their MLX state (model_runner.py); this thread moves work between them.
+their MLX state (model_runner.py); on rank 0 of a tensor-parallel group the
+leader runs the iterations and keeps the other ranks in step (distributed/).
 
 Faults stay as small as they can: an exception raised by a request's own
 logits processor ends that request; a step that fails with no known culprit
 ends the requests of the batch; the thread itself only dies of a
 BaseException or a bug, and then `alive` turns False and every request ends
 with an error event.
-
-On rank 0 of a tensor-parallel group the leader runs the iterations and keeps
-the other ranks in step (distributed/leader.py).
 """
 
 from __future__ import annotations
