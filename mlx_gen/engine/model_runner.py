@@ -34,8 +34,9 @@ from typing import Any, Protocol, TypeVar
 
 import mlx.core as mx
 import mlx.nn as nn
-from mlx_lm.models.cache import KVCache, TokenBuffer, make_prompt_cache
+from mlx_lm.models.cache import TokenBuffer, make_prompt_cache
 
+from mlx_gen.engine import cache_copies
 from mlx_gen.engine.constraints import ConstraintMasks
 from mlx_gen.engine.sampling import BatchSampling, Sampled, make_key, sample
 from mlx_gen.engine.sequence import Sequence
@@ -67,32 +68,6 @@ def every_rank(method: Callable[..., R]) -> Callable[..., R]:
         return self.leader.call(method, self, *args)
 
     return run
-
-
-def _snapshot(layer: Any) -> Any:
-    """A copy of a cache layer that shares no buffer with it."""
-    if isinstance(layer, KVCache):  # drop the preallocated tail
-        state = (
-            mx.contiguous(layer.keys[..., : layer.offset, :]),
-            mx.contiguous(layer.values[..., : layer.offset, :]),
-            layer.offset,
-        )
-    else:
-        state = tuple(
-            mx.contiguous(x) if isinstance(x, mx.array) else x for x in layer.state
-        )
-    return type(layer).from_state(state)
-
-
-def _clone(layer: Any, length: int) -> Any:
-    """A new cache layer over a snapshot's arrays (MLX copies them on the first
-    write), cut to `length` tokens."""
-    state = tuple(x[...] if isinstance(x, mx.array) else x for x in layer.state)
-    clone = type(layer).from_state(state)
-    excess = getattr(layer, "offset", length) - length
-    if excess:
-        clone.trim(excess)
-    return clone
 
 
 @dataclass
@@ -154,7 +129,7 @@ class ModelRunner:
     def snapshot(self, slot: int, entry: int) -> tuple[int, bool]:
         """Keep a copy of the prompt cache of `slot` as prefix entry `entry`;
         returns its bytes and whether it can serve a shorter prefix."""
-        layers = [_snapshot(layer) for layer in self._prompts[slot]]
+        layers = [cache_copies.snapshot(x) for x in self._prompts[slot]]
         mx.eval([layer.state for layer in layers])
         self._snapshots[entry] = layers
         nbytes = sum(layer.nbytes for layer in layers)
@@ -169,7 +144,8 @@ class ModelRunner:
     def restore(self, slot: int, entry: int, length: int) -> None:
         """Start the prompt cache of `slot` as the first `length` tokens of
         prefix entry `entry`."""
-        self._prompts[slot] = [_clone(x, length) for x in self._snapshots[entry]]
+        layers = self._snapshots[entry]
+        self._prompts[slot] = [cache_copies.clone(x, length) for x in layers]
 
     # The batch's caches.
 

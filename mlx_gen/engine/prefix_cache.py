@@ -10,11 +10,10 @@ prefix, trimmed; a sliding-window cache that wrapped cannot be rewound.
 
 This is the index: which prompts have a snapshot, which to evict, which one a
 new prompt reuses. The snapshots themselves are MLX state, kept by the runner
-under the index's entry numbers (model_runner.py); on a tensor-parallel group
+under the index's entry numbers (model_runner.py), shared copy-on-write with
+the prompts that reuse them (cache_copies.py); on a tensor-parallel group
 every rank keeps its own heads' part of each, and rank 0's index decides for
-all. Caches are shared copy-on-write: a snapshot's arrays are never written,
-and a reuse makes new cache objects over them (an MLX write to an array whose
-buffer is shared copies instead of writing in place).
+all.
 """
 
 from __future__ import annotations
