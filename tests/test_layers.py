@@ -25,17 +25,6 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
     ("cli", ("mlx_gen.cli", "mlx_gen.__main__")),
 ]  # fmt: skip
 
-# The tensor-parallel modules import each other; their rewrite as one generic
-# call protocol (issue 13) removes the cycle: then delete it here (a test
-# below fails until that is done).
-KNOWN_CYCLES = [
-    {
-        "mlx_gen.engine.distributed",
-        "mlx_gen.engine.distributed_prefix",
-        "mlx_gen.engine.distributed_runner",
-    }
-]
-
 
 def modules(root: Path = PACKAGE) -> dict[str, Path]:
     found = {}
@@ -147,10 +136,7 @@ def test_every_module_belongs_to_a_layer():
 
 
 def test_no_import_cycle():
-    found = cycles(import_graph())
-    assert [sorted(c) for c in found if c not in KNOWN_CYCLES] == []
-    gone = [sorted(c) for c in KNOWN_CYCLES if c not in found]
-    assert gone == [], "a known cycle is gone: delete it from KNOWN_CYCLES"
+    assert [sorted(c) for c in cycles(import_graph())] == []
 
 
 def test_imports_only_point_down():

@@ -95,14 +95,14 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         default_stop_token_ids=[],
     )
     if args.distributed:  # ranks > 0 follow rank 0, which measures
-        from mlx_gen.engine.distributed import follow_unless_leader
+        from mlx_gen.engine.distributed.follower import follow_unless_leader
 
         code = follow_unless_leader(settings, config)
         if code is not None:
             return code
     with status.status(f"Loading {settings.model}") as spinner:
         if args.distributed:
-            from mlx_gen.engine.distributed_leader import load_leader
+            from mlx_gen.engine.distributed.engine import load_leader
 
             loaded, engine = load_leader(settings, config)
         else:

@@ -10,7 +10,7 @@ from mlx_gen.settings import Settings
 def run(args: argparse.Namespace, settings: Settings) -> int:
     if settings.distributed:  # ranks > 0 follow rank 0, which serves
         from mlx_gen.engine.config import EngineConfig
-        from mlx_gen.engine.distributed import follow_unless_leader
+        from mlx_gen.engine.distributed.follower import follow_unless_leader
 
         code = follow_unless_leader(settings, EngineConfig.from_settings(settings))
         if code is not None:

@@ -1,8 +1,11 @@
 """What runs on the engine thread: the one place MLX is called from.
 
-One iteration: commands from the inbox (submit, abort, stop), a decode step,
-admission and about one chunk of prefill, a stats snapshot, and the events of
-the iteration handed to each request's event loop in one call.
+One iteration: commands from the inbox (inbox.py), a decode step, what ended
+leaving the runner, admission and about one chunk of prefill, a stats
+snapshot, and the events of the iteration handed to each request's event loop
+in one call. The scheduler owns the requests' state (scheduler.py), the runner
+their MLX state (model_runner.py); on rank 0 of a tensor-parallel group the
+leader runs the iterations and keeps the other ranks in step (distributed/).
 
 Faults stay as small as they can: an exception raised by a request's own
 logits processor ends that request; a step that fails with no known culprit
@@ -17,7 +20,7 @@ import queue
 import random
 import threading
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import mlx.core as mx
 import mlx.nn as nn
@@ -25,34 +28,36 @@ import mlx.nn as nn
 from mlx_gen.engine import memory
 from mlx_gen.engine.config import EngineConfig
 from mlx_gen.engine.detokenizer import decoder_for
+from mlx_gen.engine.inbox import Abort, Command, Stop, Submit
 from mlx_gen.engine.model_runner import ModelRunner
 from mlx_gen.engine.prefix_cache import PrefixCache
 from mlx_gen.engine.sampling import make_processors
 from mlx_gen.engine.scheduler import RequestState, Scheduler
 from mlx_gen.engine.sequence import Sequence
 from mlx_gen.engine.stream import hand_over
-from mlx_gen.engine.types import (
-    EngineStats,
-    FinishReason,
-    GenerationEvent,
-    GenerationRequest,
-)
+from mlx_gen.engine.types import EngineStats, FinishReason, GenerationEvent
+
+if TYPE_CHECKING:
+    from mlx_gen.engine.distributed.leader import Leader
 
 
 class EngineThread:
     """The engine thread's state. The fields above `lock` are shared with
     the caller's side, which reads them and writes them under `lock`."""
 
-    # Seconds an idle engine waits for a command before it iterates anyway;
-    # None: until a command comes. (The distributed engine sends heartbeats.)
-    idle_timeout: float | None = None
-
-    def __init__(self, model: nn.Module, tokenizer: Any, config: EngineConfig) -> None:
+    def __init__(
+        self,
+        model: nn.Module,
+        tokenizer: Any,
+        config: EngineConfig,
+        leader: Leader | None = None,
+    ) -> None:
         self.model, self.tokenizer, self.config = model, tokenizer, config
+        self.leader = leader
         stops = config.default_stop_token_ids
         self._stop_ids = frozenset(tokenizer.eos_token_ids if stops is None else stops)
         self._new_detokenizer = decoder_for(tokenizer).stream
-        self.inbox: queue.SimpleQueue[tuple[str, Any]] = queue.SimpleQueue()
+        self.inbox: queue.SimpleQueue[Command] = queue.SimpleQueue()
         self.ready = threading.Event()
         self.startup_error: BaseException | None = None
         self.memory: memory.MemoryModel | None = None
@@ -62,9 +67,11 @@ class EngineThread:
         self.unadmitted = 0  # submitted, not yet admitted: the queue's length
         self.active: set[str] = set()  # request ids not finished
         self.lock = threading.Lock()
+        # Seconds an idle thread waits for a command; None: until one comes.
+        self._idle_timeout = leader.heartbeat_seconds if leader else None
+        self._dying = threading.Lock()
         self._outbox: list[tuple[Any, GenerationEvent]] = []
         self._deadline: float | None = None
-        self._totals = dict.fromkeys(("prompt", "generated", "cached", "steps"), 0)
 
     def run(self) -> None:
         limits = None
@@ -74,15 +81,18 @@ class EngineThread:
                 shape = memory.measure_model(self.model, self.tokenizer)
                 self.memory = memory.plan_memory(shape, self.config, device)
                 limits = memory.apply_limits(self.memory, device)
-                self._runner = self._make_runner(shape.vocab_size)
+                self._runner = ModelRunner(self.model, shape.vocab_size, self.leader)
                 self._scheduler = Scheduler(self.memory, self.config.max_batch_size)
-                self._prefix = self._make_prefix_cache()
+                self._prefix = PrefixCache(self.config.prefix_cache_bytes, self._runner)
                 self._seeds = random.Random()
                 self.alive = self.accepting = True
                 self._publish()
                 self.ready.set()
-                while self._iteration():
-                    pass
+                if self.leader is None:
+                    while self._iteration():
+                        pass
+                else:
+                    self.leader.lead(self._iteration, self._die)
         except BaseException as exc:
             if self.ready.is_set():
                 self._die(f"{type(exc).__name__}: {exc}")
@@ -96,81 +106,75 @@ class EngineThread:
             # or the process may abort at exit.
             mx.clear_streams()
 
-    def _make_runner(self, vocab_size: int) -> ModelRunner:
-        return ModelRunner(self.model, vocab_size)
-
-    def _make_prefix_cache(self) -> PrefixCache:
-        return PrefixCache(self.config.prefix_cache_bytes)
-
     def _iteration(self) -> bool:
-        busy = bool(self._runner.rows or len(self._scheduler))
+        busy = len(self._scheduler) > 0
         self._take_inbox(block=not busy and self._deadline is None)
         deadline = self._deadline
         if deadline is not None and (not busy or time.perf_counter() > deadline):
             self._end_all("abort", None)
             return False
-        if self._runner.rows:
+        if self._scheduler.running:
             self._decode()
             self._flush()
+        self._drop_ended()
         self._admit_and_prefill()
         self._flush(publish=True)
         return True
 
     def _take_inbox(self, block: bool) -> None:
         try:
-            command, arg = self.inbox.get(block=block, timeout=self.idle_timeout)
+            command = self.inbox.get(block=block, timeout=self._idle_timeout)
             while True:
-                if command == "submit":
-                    self._enqueue(*arg)
-                elif command == "abort":
-                    self._abort(*arg)
-                else:
-                    self._deadline = arg
-                command, arg = self.inbox.get_nowait()
+                self._obey(command)
+                command = self.inbox.get_nowait()
         except queue.Empty:
             pass
 
-    def _enqueue(self, request: GenerationRequest, sink: Any, submitted: float) -> None:
-        new = self._new_detokenizer
+    def _obey(self, command: Command) -> None:
+        match command:
+            case Submit():
+                self._enqueue(command)
+            case Abort():
+                self._abort(command)
+            case Stop():
+                self._deadline = command.deadline
+            case _:
+                raise TypeError(f"not an engine command: {command!r}")
+
+    def _enqueue(self, command: Submit) -> None:
+        request, new = command.request, self._new_detokenizer
         seqs = [
-            Sequence(request, i, new(), self._stop_ids, submitted)
+            Sequence(request, i, new(), self._stop_ids, command.submitted)
             for i in range(request.sampling.n)
         ]
-        state = RequestState(request, seqs, sink, submitted)
-        for seq in seqs:
-            seq.owner = state
-        self._scheduler.waiting.append(state)
+        state = RequestState(request, seqs, command.sink, command.submitted)
+        self._scheduler.add(state)
 
     def _decode(self) -> None:
         try:
-            out = self._runner.step()
+            out = self._runner.step(self._scheduler.running)
         except Exception as exc:  # the culprit is unknown: fail the batch only
             self._fail_batch(exc)
             return
-        self._totals["steps"] += 1
-        now = time.perf_counter()
-        done = []
-        for seq, token, logprob in out.tokens:
-            if seq.finished:
-                continue
-            try:
-                event = seq.append(token, logprob, now)
-            except Exception as exc:
-                event = seq.finish("error", now, f"{type(exc).__name__}: {exc}")
-            self._totals["generated"] += 1
+        for seq, event in self._scheduler.postprocess(out.tokens, time.perf_counter()):
             self._emit(seq, event)
-            if seq.finished:
-                done.append(seq)
         for seq, exc in out.failed:  # after the token read before it failed
             self._end(seq, "error", f"a logits processor raised {exc!r}")
-            done.append(seq)
-        self._runner.remove(done)
 
     def _fail_batch(self, exc: Exception) -> None:
-        seqs = {id(s): s for s in [*self._runner.rows, *self._runner.in_flight()]}
         self._runner.clear()
-        for seq in seqs.values():
+        for seq in self._scheduler.clear_batch():
             self._end(seq, "error", f"a batched step failed: {exc!r}")
+
+    def _drop_ended(self) -> None:
+        """The runner drops what ended: finished rows, and the prompt caches
+        of requests that will not join the batch."""
+        keep = self._scheduler.compact()
+        if keep is not None:
+            self._runner.retain(keep)
+        released = self._scheduler.take_released()
+        if released:
+            self._runner.release(released)
 
     def _admit_and_prefill(self) -> None:
         admitted = self._scheduler.admit()
@@ -182,43 +186,38 @@ class EngineThread:
             except Exception as exc:
                 self._fail(state, exc)
         for state, start, end in self._scheduler.prefill_chunks():
-            if state.cache is None:  # failed earlier in this iteration
+            if state.slot is None:  # failed earlier in this iteration
                 continue
             try:
-                self._runner.prefill(state.cache, state.prompt[start:end])
-                state.position = end
+                self._runner.prefill(state.slot, state.prompt[start:end])
+                self._scheduler.prefilled_to(state, end)
             except Exception as exc:
                 self._fail(state, exc)
         for state in self._scheduler.ready():
             try:
                 if len(state.prompt) > 1:
-                    self._prefix.insert(state.prompt[:-1], state.cache)
+                    self._prefix.insert(state.prompt[:-1], state.slot)
             except Exception as exc:
                 self._fail(state, exc)
                 continue
             try:
-                self._runner.add(state.live(), state.cache, state.prompt[-1])
+                self._runner.add(state.live(), state.slot, state.prompt[-1], state.seed)
             except Exception as exc:  # the batch caches may be half-extended
                 self._fail_batch(exc)
                 self._fail(state, exc)
-            state.cache = None
+                continue
+            self._scheduler.join(state)
 
     def _begin(self, state: RequestState) -> None:
         now = time.perf_counter()
-        cache, cached = self._prefix.lookup(state.prompt)
-        state.cache = cache if cache is not None else self._runner.new_cache()
-        state.position = cached
-        self._totals["prompt"] += len(state.prompt)
-        self._totals["cached"] += cached
-        params = state.request.sampling
+        params, prompt = state.request.sampling, state.prompt
         seed = params.seed if params.seed is not None else self._seeds.getrandbits(63)
-        for seq in state.seqs:
-            seq.admit_time, seq.cached_tokens = now, cached
-            seq.processors = [
-                *make_processors(params, seq.prompt_len),
-                *state.request.logits_processors,
-            ]
-            self._runner.prepare(seq, seed)
+        cached = self._prefix.lookup(prompt, state.slot)
+        processors = [
+            *make_processors(params, len(prompt)),
+            *state.request.logits_processors,
+        ]
+        self._scheduler.begin(state, cached, seed, processors, now)
 
     # Ending requests.
 
@@ -231,56 +230,51 @@ class EngineThread:
                 self.active.discard(state.request.request_id)
 
     def _end(self, seq: Sequence, reason: FinishReason, error: str | None) -> None:
-        if not seq.finished:
-            self._emit(seq, seq.finish(reason, time.perf_counter(), error))
+        event = self._scheduler.end(seq, reason, error, time.perf_counter())
+        if event is not None:
+            self._emit(seq, event)
 
     def _fail(self, state: RequestState, exc: Exception) -> None:
-        self._end_request(state, "error", f"{type(exc).__name__}: {exc}")
+        for seq in state.live():
+            self._end(seq, "error", f"{type(exc).__name__}: {exc}")
 
-    def _abort(self, request_id: str, index: int | None) -> None:
-        state = self._scheduler.find(request_id)
+    def _abort(self, command: Abort) -> None:
+        state = self._scheduler.find(command.request_id)
         if state is None:
             return
         live = state.live()
+        index = command.index
         chosen = [s for s in live if index is None or s.index == index]
-        if len(chosen) < len(live):  # the request's other choices go on
-            self._runner.remove(chosen)
-            for seq in chosen:
-                self._end(seq, "abort", None)
-            return
-        if state in self._scheduler.waiting:
+        if len(chosen) == len(live) and state in self._scheduler.waiting:
             with self.lock:
                 self.unadmitted -= 1
-        self._end_request(state, "abort", None)
-
-    def _end_request(
-        self, state: RequestState, reason: FinishReason, error: str | None
-    ) -> None:
-        self._runner.remove(state.live())
-        for seq in state.live():
-            self._end(seq, reason, error)
-        state.cache = None
+        for seq in chosen:  # the request's other choices, if any, go on
+            self._end(seq, "abort", None)
 
     def _end_all(self, reason: FinishReason, error: str | None) -> None:
-        self._runner.clear()
         for state in self._scheduler.all_states():
-            self._end_request(state, reason, error)
+            for seq in state.live():
+                self._end(seq, reason, error)
         self._flush(publish=True)
 
     def _die(self, error: str) -> None:
-        with self.lock:
-            self.error, self.alive = error, False
-        self._take_inbox(block=False)
-        self._end_all("error", f"the engine stopped: {error}")
+        """End every request, for good: on the engine thread, or on the
+        distributed watchdog's while the engine thread is stuck in MLX."""
+        with self._dying:
+            with self.lock:
+                self.error = self.error or error  # the first cause
+                self.alive = False
+            self._take_inbox(block=False)
+            self._end_all("error", f"the engine stopped: {self.error}")
 
     # Out to the world.
 
     def _publish(self) -> None:
-        s, p, t = self._scheduler, self._prefix, self._totals
+        s, p = self._scheduler, self._prefix
         self.stats = EngineStats(
             alive=self.alive,
             error=self.error,
-            running=len(self._runner.rows),
+            running=sum(not seq.finished for seq in s.running),
             waiting=len(s.waiting) + len(s.prefilling),
             kv_tokens_used=s.kv_tokens_used(),
             kv_tokens_budget=self.memory.plan.kv_token_budget,
@@ -288,10 +282,10 @@ class EngineThread:
             prefix_cache_hits=p.hits,
             prefix_cache_queries=p.queries,
             plan=self.memory.plan,
-            prompt_tokens_total=t["prompt"],
-            generated_tokens_total=t["generated"],
-            cached_tokens_total=t["cached"],
-            steps_total=t["steps"],
+            prompt_tokens_total=s.prompt_tokens,
+            generated_tokens_total=s.generated_tokens,
+            cached_tokens_total=s.cached_tokens,
+            steps_total=s.steps,
             mlx_active_bytes=mx.get_active_memory(),
             mlx_cache_bytes=mx.get_cache_memory(),
         )
@@ -302,4 +296,4 @@ class EngineThread:
         if self._outbox:
             outbox, self._outbox = self._outbox, []
             for request_id in hand_over(outbox):  # their loops have closed
-                self.inbox.put(("abort", (request_id, None)))
+                self.inbox.put(Abort(request_id))

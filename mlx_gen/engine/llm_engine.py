@@ -24,6 +24,7 @@ import mlx.nn as nn
 
 from mlx_gen.engine.config import EngineConfig
 from mlx_gen.engine.engine_thread import EngineThread
+from mlx_gen.engine.inbox import Abort, Stop, Submit
 from mlx_gen.engine.stream import EventStream
 from mlx_gen.engine.types import (
     EngineDead,
@@ -36,6 +37,7 @@ from mlx_gen.engine.types import (
 from mlx_gen.engine.validation import validate
 
 if TYPE_CHECKING:
+    from mlx_gen.engine.distributed.leader import Leader
     from mlx_gen.settings import Settings
 
 _started: weakref.WeakSet[LLMEngine] = weakref.WeakSet()
@@ -49,10 +51,17 @@ def _stop_all() -> None:
 
 
 class LLMEngine:
-    def __init__(self, model: nn.Module, tokenizer: Any, config: EngineConfig) -> None:
+    def __init__(
+        self,
+        model: nn.Module,
+        tokenizer: Any,
+        config: EngineConfig,
+        leader: Leader | None = None,
+    ) -> None:
+        """`leader`: this is rank 0 of a tensor-parallel group (distributed/)."""
         mx.eval(model)
         self.config = config
-        self._worker = EngineThread(model, tokenizer, config)
+        self._worker = EngineThread(model, tokenizer, config, leader)
         self._thread: threading.Thread | None = None
 
     def start(self, timeout: float | None = None) -> None:
@@ -95,14 +104,14 @@ class LLMEngine:
             worker.unadmitted += 1
             worker.active.add(request.request_id)
             sink = (loop, stream)
-            worker.inbox.put(("submit", (request, sink, time.perf_counter())))
+            worker.inbox.put(Submit(request, sink, time.perf_counter()))
         return stream
 
     def abort(self, request_id: str, index: int | None = None) -> None:
         """End a request, or only its choice `index`, from any thread, within
         one decode step; the last event of each choice ended has
         finish_reason 'abort'. Its batch rows and KV budget are freed."""
-        self._worker.inbox.put(("abort", (request_id, index)))
+        self._worker.inbox.put(Abort(request_id, index))
 
     def stats(self) -> EngineStats:
         worker = self._worker
@@ -113,11 +122,14 @@ class LLMEngine:
     def shutdown(self, drain_timeout: float = 0.0) -> None:
         """Let running work finish for up to `drain_timeout` seconds, abort the
         rest, stop the thread. Blocks: from async code use asyncio.to_thread."""
-        with self._worker.lock:
-            self._worker.accepting = False
-        if self._thread is not None and self._thread.is_alive():
-            self._worker.inbox.put(("stop", time.perf_counter() + drain_timeout))
-            self._thread.join()
+        worker, thread, self._thread = self._worker, self._thread, None
+        with worker.lock:
+            worker.accepting = False
+        if thread is not None and thread.is_alive():
+            worker.inbox.put(Stop(time.perf_counter() + drain_timeout))
+            # A dead engine's thread may be blocked for good in a collective
+            # with a lost rank: a daemon thread, not waited for long.
+            thread.join(timeout=1.0 if worker.error else None)
 
     def __enter__(self) -> LLMEngine:
         return self

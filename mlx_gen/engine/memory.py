@@ -64,6 +64,10 @@ def _max_position(model: nn.Module, tokenizer: Any) -> int | None:
     return limit if isinstance(limit, int) and 0 < limit < 1 << 40 else None
 
 
+def weights_bytes(model: nn.Module) -> int:
+    return sum(v.nbytes for _, v in tree_flatten(model.parameters()))
+
+
 def measure_model(model: nn.Module, tokenizer: Any = None) -> ModelShape:
     """Probe one token through a fresh cache: exact KV shapes and dtypes."""
     cache = make_prompt_cache(model)
@@ -83,9 +87,8 @@ def measure_model(model: nn.Module, tokenizer: Any = None) -> ModelShape:
     hidden = getattr(args, "hidden_size", 4096)
     inter = getattr(args, "intermediate_size", 4 * hidden)
     experts = getattr(args, "num_experts_per_tok", 1)
-    weights = sum(v.nbytes for _, v in tree_flatten(model.parameters()))
     return ModelShape(
-        weights_bytes=weights,
+        weights_bytes=weights_bytes(model),
         kv_bytes_per_token=kv,
         full_layers=full,
         fixed_bytes_per_sequence=fixed,

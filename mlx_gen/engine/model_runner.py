@@ -1,35 +1,78 @@
-"""The running batch and every MLX call of a step.
+"""The engine's MLX state, and every MLX call of a step.
+
+The runner knows no request. It holds prompt caches by slot number, prefix
+snapshots by entry number, and the batch's caches and sampling state by row;
+the scheduler decides what they hold and hands `step` the batch's sequences
+in row order (scheduler.py).
+
+A prompt is prefilled alone (minus its last token, in chunks, into a plain
+mlx-lm cache), then merged into the batch's caches (mlx-lm's BatchKVCache /
+BatchRotatingKVCache), where its last token is fed by the next decode step.
+Prefilling alone keeps a sequence's numbers independent of the batch it later
+joins.
 
 Decode is pipelined as in mlx-lm's BatchGenerator: step k is built and
 started with `mx.async_eval` before the tokens of step k-1 are read back (one
 `tolist()` per step), so the device always has the next step queued while
 Python handles the previous one.
 
-A sequence is prefilled alone (its prompt minus the last token, in chunks,
-into a plain mlx-lm cache), then merged into the batch's caches (mlx-lm's
-BatchKVCache / BatchRotatingKVCache), where its last prompt token is fed by
-the next decode step. Prefilling alone keeps a sequence's numbers independent
-of the batch it later joins.
+Tensor parallel: each rank has a runner over its shard of the model. The
+methods marked `every_rank` touch the model or its caches; rank 0's call of
+one first tells the other ranks, which run the same method with the same
+arguments, so that the collectives inside the sharded model pair up
+(distributed/). Only rank 0 samples: the rows' PRNG keys, sampling arrays
+and processor contexts are its alone, and its step's call carries the tokens
+it sampled at the step before.
 """
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol, TypeVar
 
 import mlx.core as mx
 import mlx.nn as nn
 from mlx_lm.models.cache import TokenBuffer, make_prompt_cache
 
+from mlx_gen.engine import cache_copies
 from mlx_gen.engine.constraints import ConstraintMasks
 from mlx_gen.engine.sampling import BatchSampling, Sampled, make_key, sample
 from mlx_gen.engine.sequence import Sequence
 from mlx_gen.engine.types import TokenLogprob
 
+R = TypeVar("R")
+
+# The `every_rank` methods by name: what the other ranks may be told to run.
+EVERY_RANK: dict[str, Callable[..., Any]] = {}
+
+
+class Leader(Protocol):
+    """Rank 0 of a tensor-parallel group (distributed/leader.py)."""
+
+    def call(self, method: Callable[..., R], runner: ModelRunner, *args: Any) -> R:
+        """Tell the other ranks to run `method(their runner, *args)`, run it
+        here, and return what it returns here."""
+
+
+def every_rank(method: Callable[..., R]) -> Callable[..., R]:
+    """Marks a method every rank runs, in the same order, with the same
+    arguments: ints, lists of ints, and uint32 token arrays."""
+    EVERY_RANK[method.__name__] = method
+
+    @functools.wraps(method)
+    def run(self: ModelRunner, *args: Any) -> R:
+        if self.leader is None:
+            return method(self, *args)
+        return self.leader.call(method, self, *args)
+
+    return run
+
 
 @dataclass
 class _Launch:
-    rows: list[Sequence]
+    rows: tuple[Sequence, ...]
     out: Sampled
 
 
@@ -44,113 +87,173 @@ class StepOutput:
 
 
 class ModelRunner:
-    def __init__(self, model: nn.Module, vocab_size: int) -> None:
+    def __init__(
+        self, model: nn.Module, vocab_size: int, leader: Leader | None = None
+    ) -> None:
         self.model = model
         self.vocab_size = vocab_size
-        self.rows: list[Sequence] = []
-        self._cache: list[Any] | None = None
-        self._inputs: mx.array | None = None  # (B,) tokens of the next step
-        self._keys: mx.array | None = None  # (B, 2) PRNG keys
+        self.leader = leader
+        self._prompts: dict[int, list[Any]] = {}  # prompt caches, by slot
+        self._snapshots: dict[int, list[Any]] = {}  # prefix entries, by number
+        self._cache: list[Any] | None = None  # the batch's caches
+        # Rank 0's, by batch row: the next step's input tokens, PRNG keys,
+        # and the token context of rows with logits processors.
+        self._inputs: mx.array | None = None
+        self._keys: mx.array | None = None
+        self._contexts: list[TokenBuffer | None] = []
         self._sampling: BatchSampling | None = None
         self._launched: _Launch | None = None
         self._masks = ConstraintMasks()
 
-    # Prefill, one sequence at a time.
+    # Prompts, one at a time.
 
-    def new_cache(self) -> list[Any]:
-        return make_prompt_cache(self.model)
-
-    def prefill(self, cache: list[Any], tokens: list[int]) -> None:
+    @every_rank
+    def prefill(self, slot: int, tokens: list[int]) -> None:
+        """Feed `tokens` to the prompt cache of `slot` (a new one at first)."""
+        cache = self._prompts.get(slot)
+        if cache is None:
+            cache = self._prompts[slot] = make_prompt_cache(self.model)
         # Only the cache is evaluated: the logits of a prefill chunk never are.
         self.model(mx.array(tokens)[None], cache=cache)
         mx.eval([c.state for c in cache])
 
-    def prepare(self, seq: Sequence, seed: int) -> None:
-        """Give `seq` its PRNG key (from the request's seed and its index
-        among the request's choices) and its processors' token context."""
-        seq.key = make_key(seed, seq.index)
-        if seq.processors:
-            seq.context = TokenBuffer(seq.request.prompt_token_ids[:-1])
+    @every_rank
+    def release(self, slots: list[int]) -> None:
+        """Drop the prompt caches of prompts that will not join the batch."""
+        for slot in slots:
+            self._prompts.pop(slot, None)
 
-    # The batch.
+    # Prefix snapshots (prefix_cache.py decides which).
 
-    def add(self, seqs: list[Sequence], cache: list[Any], last_token: int) -> None:
-        """Join `seqs` (choices sharing one prefilled prompt) to the batch."""
-        merged = [layer.merge([layer] * len(seqs)) for layer in cache]
+    @every_rank
+    def snapshot(self, slot: int, entry: int) -> tuple[int, bool]:
+        """Keep a copy of the prompt cache of `slot` as prefix entry `entry`;
+        returns its bytes and whether it can serve a shorter prefix."""
+        layers = [cache_copies.snapshot(x) for x in self._prompts[slot]]
+        mx.eval([layer.state for layer in layers])
+        self._snapshots[entry] = layers
+        nbytes = sum(layer.nbytes for layer in layers)
+        return nbytes, all(layer.is_trimmable() for layer in layers)
+
+    @every_rank
+    def forget(self, entries: list[int]) -> None:
+        for entry in entries:
+            self._snapshots.pop(entry, None)
+
+    @every_rank
+    def restore(self, slot: int, entry: int, length: int) -> None:
+        """Start the prompt cache of `slot` as the first `length` tokens of
+        prefix entry `entry`."""
+        layers = self._snapshots[entry]
+        self._prompts[slot] = [cache_copies.clone(x, length) for x in layers]
+
+    # The batch's caches.
+
+    @every_rank
+    def merge(self, slot: int, rows: int) -> None:
+        """The prompt cache of `slot` joins the batch as its last `rows` rows."""
+        cache = self._prompts.pop(slot, None) or make_prompt_cache(self.model)
+        merged = [layer.merge([layer] * rows) for layer in cache]
         if self._cache is None:
             self._cache = merged
         else:
             for mine, theirs in zip(self._cache, merged, strict=True):
                 mine.extend(theirs)
+
+    @every_rank
+    def filter(self, rows: list[int]) -> None:
+        """Keep only these rows of the batch's caches; none: drop them."""
+        if not rows:
+            self._cache = None
+            return
+        for layer in self._cache:
+            layer.filter(rows)
+
+    @every_rank
+    def forward(self, inputs: mx.array) -> mx.array:
+        """The logits of one decode step, the batch's rows fed `inputs`."""
+        return self.model(inputs[:, None], cache=self._cache)[:, -1, :]
+
+    # Rank 0's rows.
+
+    def add(self, seqs: list[Sequence], slot: int, last_token: int, seed: int) -> None:
+        """Join `seqs`, the choices of one request prefilled into `slot`, to the
+        batch after its last row; their PRNG keys come from `seed` and their
+        index among the request's choices."""
+        self.merge(slot, len(seqs))
         inputs = mx.array([last_token] * len(seqs), dtype=mx.uint32)
-        keys = mx.stack([s.key for s in seqs])
+        keys = mx.stack([make_key(seed, s.index) for s in seqs])
         if self._inputs is None:
             self._inputs, self._keys = inputs, keys
         else:
             self._inputs = mx.concatenate([self._inputs, inputs])
             self._keys = mx.concatenate([self._keys, keys])
-        self.rows = [*self.rows, *seqs]  # never mutated: launches keep it
+        self._contexts += [
+            TokenBuffer(s.request.prompt_token_ids[:-1]) if s.processors else None
+            for s in seqs
+        ]
         self._sampling = None
 
-    def remove(self, seqs: list[Sequence]) -> None:
-        gone = {id(s) for s in seqs}
-        keep = [i for i, s in enumerate(self.rows) if id(s) not in gone]
-        if len(keep) == len(self.rows):
-            return
-        if not keep:
+    def retain(self, rows: list[int]) -> None:
+        """Keep only these rows of the batch, in this order."""
+        if not rows:
             self.clear()
             return
-        for layer in self._cache:
-            layer.filter(keep)
-        index = mx.array(keep)
+        self.filter(rows)
+        index = mx.array(rows)
         self._inputs = self._inputs[index]
         self._keys = self._keys[index]
-        self.rows = [self.rows[i] for i in keep]
+        self._contexts = [self._contexts[i] for i in rows]
         self._sampling = None
 
     def clear(self) -> None:
         """Drop the batch and everything in flight."""
-        self.rows = []
-        self._cache = self._inputs = self._keys = None
-        self._sampling = None
-        self._launched = None
-
-    def in_flight(self) -> list[Sequence]:
-        """The rows of the launched step whose tokens are not read yet."""
-        return self._launched.rows if self._launched else []
+        self.filter([])
+        self._inputs = self._keys = self._sampling = self._launched = None
+        self._contexts = []
 
     # One decode step.
 
-    def step(self) -> StepOutput:
-        """Launch the next step; return the tokens of the previous one."""
+    def step(self, rows: list[Sequence]) -> StepOutput:
+        """Launch the next step of the batch, whose rows are `rows`; return
+        the tokens of the previous one."""
         if self._sampling is None:
             self._sampling = BatchSampling.build(
-                [s.params for s in self.rows],
+                [s.params for s in rows],
                 self.vocab_size,
-                processors=any(s.processors for s in self.rows),
+                processors=any(s.processors for s in rows),
             )
         inputs = self._inputs
-        logits = self.model(inputs[:, None], cache=self._cache)[:, -1, :]
+        logits = self.forward(inputs)
         if logits.dtype != mx.float32:
             logits = logits.astype(mx.float32)
         output = StepOutput()
         previous = self._launched
-        if self._masks.constrained(self.rows):
-            logits = self._constrain(logits, previous, output)
+        if self._masks.constrained(rows):
+            logits = self._constrain(rows, logits, previous, output)
             previous = None  # its tokens are read
         contexts: list[mx.array] = []
         if self._sampling.processors:
-            logits = self._process(logits, inputs, contexts, output.failed)
+            logits = self._process(rows, logits, inputs, contexts, output.failed)
         out = sample(logits, self._keys, self._sampling)
         mx.async_eval(*out.arrays(), *contexts)
         self._inputs, self._keys = out.tokens, out.keys
-        self._launched = _Launch(self.rows, out)
+        self._launched = _Launch(tuple(rows), out)
         if previous is not None:
             output.tokens = self._read(previous)
         return output
 
+    @staticmethod
+    def _read(launch: _Launch) -> list[tuple[Sequence, int, TokenLogprob | None]]:
+        read = launch.out.read([s.params for s in launch.rows])
+        return [(s, t, lp) for s, (t, lp) in zip(launch.rows, read, strict=True)]
+
     def _constrain(
-        self, logits: mx.array, previous: _Launch | None, output: StepOutput
+        self,
+        rows: list[Sequence],
+        logits: mx.array,
+        previous: _Launch | None,
+        output: StepOutput,
     ) -> mx.array:
         """Mask the constrained rows. Their masks need the previous step's
         tokens: read them while this step's forward pass runs."""
@@ -158,20 +261,21 @@ class ModelRunner:
         if previous is not None:
             output.tokens = self._read(previous)
             output.failed += self._masks.advance(output.tokens)
-        return self._masks.apply(self.rows, logits)
+        return self._masks.apply(rows, logits)
 
     def _process(
         self,
+        rows: list[Sequence],
         logits: mx.array,
         inputs: mx.array,
         contexts: list[mx.array],
         failed: list[tuple[Sequence, Exception]],
     ) -> mx.array:
-        rows = []
-        for i, seq in enumerate(self.rows):
+        processed = []
+        for i, seq in enumerate(rows):
             row = logits[i : i + 1]
             if seq.processors:
-                context = seq.context.update_and_fetch(inputs[i : i + 1])
+                context = self._contexts[i].update_and_fetch(inputs[i : i + 1])
                 contexts.append(context)
                 try:
                     for processor in seq.processors:
@@ -182,28 +286,5 @@ class ModelRunner:
                 except Exception as exc:  # the request's own code: its fault only
                     failed.append((seq, exc))
                     row = logits[i : i + 1]
-            rows.append(row)
-        return mx.concatenate(rows, axis=0)
-
-    @staticmethod
-    def _read(launch: _Launch) -> list[tuple[Sequence, int, TokenLogprob | None]]:
-        out = launch.out
-        tokens = out.tokens.tolist()
-        if out.logprob is None:
-            return [(s, t, None) for s, t in zip(launch.rows, tokens, strict=True)]
-        chosen = out.logprob.tolist()
-        top_ids = out.top_ids.tolist() if out.top_ids is not None else None
-        top_lps = out.top_logprobs.tolist() if out.top_logprobs is not None else None
-        results = []
-        for i, (seq, token) in enumerate(zip(launch.rows, tokens, strict=True)):
-            logprob = None
-            if seq.params.logprobs:
-                top = []
-                if seq.params.top_logprobs and top_ids is not None:
-                    pairs = sorted(
-                        zip(top_ids[i], top_lps[i], strict=True), key=lambda p: -p[1]
-                    )
-                    top = pairs[: seq.params.top_logprobs]
-                logprob = TokenLogprob(token, chosen[i], top)
-            results.append((seq, token, logprob))
-        return results
+            processed.append(row)
+        return mx.concatenate(processed, axis=0)

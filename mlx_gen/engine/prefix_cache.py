@@ -8,19 +8,22 @@ new prompt. Only a snapshot whose layers can all be trimmed (plain KV caches,
 and rotating caches that never wrapped) may also serve a shorter common
 prefix, trimmed; a sliding-window cache that wrapped cannot be rewound.
 
-Caches are shared copy-on-write: the stored arrays are never written, and a
-lookup hands out new cache objects over them (an MLX write to an array whose
-buffer is shared copies instead of writing in place).
+This is the index: which prompts have a snapshot, which to evict, which one a
+new prompt reuses. The snapshots themselves are MLX state, kept by the runner
+under the index's entry numbers (model_runner.py), shared copy-on-write with
+the prompts that reuse them (cache_copies.py); on a tensor-parallel group
+every rank keeps its own heads' part of each, and rank 0's index decides for
+all.
 """
 
 from __future__ import annotations
 
 from collections import OrderedDict
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING
 
-import mlx.core as mx
-from mlx_lm.models.cache import KVCache
+if TYPE_CHECKING:
+    from mlx_gen.engine.model_runner import ModelRunner
 
 # Shorter common prefixes are not worth a lookup hit: random prompts share
 # their first token or two by chance.
@@ -29,33 +32,10 @@ MIN_REUSE = 16
 
 @dataclass
 class _Entry:
+    number: int  # the runner's name for the snapshot
     tokens: list[int]
-    cache: list[Any]
     nbytes: int
     trimmable: bool
-
-
-def _snapshot(layer: Any) -> Any:
-    if isinstance(layer, KVCache):  # drop the preallocated tail
-        state = (
-            mx.contiguous(layer.keys[..., : layer.offset, :]),
-            mx.contiguous(layer.values[..., : layer.offset, :]),
-            layer.offset,
-        )
-    else:
-        state = tuple(
-            mx.contiguous(x) if isinstance(x, mx.array) else x for x in layer.state
-        )
-    return type(layer).from_state(state)
-
-
-def _clone(layer: Any, length: int) -> Any:
-    state = tuple(x[...] if isinstance(x, mx.array) else x for x in layer.state)
-    clone = type(layer).from_state(state)
-    excess = getattr(layer, "offset", length) - length
-    if excess:
-        clone.trim(excess)
-    return clone
 
 
 def _common_prefix(a: list[int], b: list[int]) -> int:
@@ -70,21 +50,24 @@ def _common_prefix(a: list[int], b: list[int]) -> int:
 
 
 class PrefixCache:
-    def __init__(self, max_bytes: int) -> None:
+    def __init__(self, max_bytes: int, runner: ModelRunner) -> None:
         self.max_bytes = max_bytes
+        self.runner = runner
         self.nbytes = 0
         self.hits = 0
         self.queries = 0
         self._entries: OrderedDict[tuple[int, ...], _Entry] = OrderedDict()
+        self._numbered = 0
 
     def __len__(self) -> int:
         return len(self._entries)
 
-    def lookup(self, prompt: list[int]) -> tuple[list[Any] | None, int]:
-        """A private cache holding the longest usable prefix of `prompt`, and its
-        length. At least the last prompt token is always left to compute."""
+    def lookup(self, prompt: list[int], slot: int) -> int:
+        """Start the prompt cache of `slot` as the longest usable prefix of
+        `prompt`, and return its length (0: none, the slot is untouched). At
+        least the last prompt token is always left to compute."""
         if self.max_bytes <= 0:
-            return None, 0
+            return 0
         self.queries += 1
         limit = len(prompt) - 1
         best_key, best_len = None, MIN_REUSE - 1
@@ -97,28 +80,33 @@ class PrefixCache:
                 if common > best_len:
                     best_key, best_len = key, common
         if best_key is None:
-            return None, 0
+            return 0
         self.hits += 1
         self._entries.move_to_end(best_key)
-        entry = self._entries[best_key]
-        return [_clone(layer, best_len) for layer in entry.cache], best_len
+        self.runner.restore(slot, self._entries[best_key].number, best_len)
+        return best_len
 
-    def insert(self, tokens: list[int], cache: list[Any]) -> None:
-        """Store a snapshot of `cache`, which holds exactly `tokens`."""
+    def insert(self, tokens: list[int], slot: int) -> None:
+        """Keep a snapshot of the prompt cache of `slot`, which holds exactly
+        `tokens`."""
         key = tuple(tokens)
         if self.max_bytes <= 0 or not tokens:
             return
         if key in self._entries:
             self._entries.move_to_end(key)
             return
-        snapshot = [_snapshot(layer) for layer in cache]
-        mx.eval([layer.state for layer in snapshot])
-        nbytes = sum(layer.nbytes for layer in snapshot)
+        self._numbered += 1
+        number = self._numbered
+        nbytes, trimmable = self.runner.snapshot(slot, number)
         if nbytes > self.max_bytes:
+            self.runner.forget([number])
             return
+        gone = []
         while self.nbytes + nbytes > self.max_bytes:
             _, old = self._entries.popitem(last=False)
             self.nbytes -= old.nbytes
-        trimmable = all(layer.is_trimmable() for layer in snapshot)
-        self._entries[key] = _Entry(list(tokens), snapshot, nbytes, trimmable)
+            gone.append(old.number)
+        if gone:
+            self.runner.forget(gone)
+        self._entries[key] = _Entry(number, list(tokens), nbytes, trimmable)
         self.nbytes += nbytes

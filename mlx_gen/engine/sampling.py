@@ -15,7 +15,7 @@ from functools import lru_cache
 
 import mlx.core as mx
 
-from mlx_gen.engine.types import LogitsProcessor, SamplingParams
+from mlx_gen.engine.types import LogitsProcessor, SamplingParams, TokenLogprob
 
 MAX_TOP_LOGPROBS = 20
 
@@ -165,6 +165,31 @@ class Sampled:
     def arrays(self) -> list[mx.array]:
         extra = [self.logprob, self.top_ids, self.top_logprobs]
         return [self.tokens, self.keys, *(a for a in extra if a is not None)]
+
+    def read(
+        self, params: list[SamplingParams]
+    ) -> list[tuple[int, TokenLogprob | None]]:
+        """Each row's token and, if its `params` ask, its logprobs (waits for
+        the step)."""
+        tokens = self.tokens.tolist()
+        if self.logprob is None:
+            return [(token, None) for token in tokens]
+        chosen = self.logprob.tolist()
+        top_ids = self.top_ids.tolist() if self.top_ids is not None else None
+        top_lps = self.top_logprobs.tolist() if self.top_logprobs is not None else None
+        results: list[tuple[int, TokenLogprob | None]] = []
+        for i, (p, token) in enumerate(zip(params, tokens, strict=True)):
+            logprob = None
+            if p.logprobs:
+                top = []
+                if p.top_logprobs and top_ids is not None:
+                    pairs = sorted(
+                        zip(top_ids[i], top_lps[i], strict=True), key=lambda t: -t[1]
+                    )
+                    top = pairs[: p.top_logprobs]
+                logprob = TokenLogprob(token, chosen[i], top)
+            results.append((token, logprob))
+        return results
 
 
 def sample(logits: mx.array, keys: mx.array, s: BatchSampling) -> Sampled:

@@ -1,4 +1,4 @@
-"""Who waits, who is prefilled, who runs: admission against the memory plan.
+"""Who waits, who is prefilled, who runs: every change of a request's state.
 
 A request waits in a FIFO queue until its rows fit: the batch caches are
 left-padded, so the batch costs (rows) x (the longest prompt + max_tokens
@@ -8,6 +8,12 @@ the queue is never overtaken, so a long request cannot starve.
 Admitted requests are prefilled in chunks, first come first served, at most
 about one chunk of tokens per engine iteration so that running streams wait
 for no more than one chunk between two decode steps.
+
+`running` is the one list of who runs: the batch's sequences in the runner's
+row order. A sequence that ends stays in it until `compact`, which says which
+rows the runner keeps; the prompt cache of a request that ends before joining
+the batch is listed in `released` for the runner to drop. So ending a request
+changes state here only, never MLX's.
 """
 
 from __future__ import annotations
@@ -18,7 +24,13 @@ from typing import Any
 
 from mlx_gen.engine.memory import MemoryModel
 from mlx_gen.engine.sequence import Sequence
-from mlx_gen.engine.types import GenerationRequest
+from mlx_gen.engine.types import (
+    FinishReason,
+    GenerationEvent,
+    GenerationRequest,
+    LogitsProcessor,
+    TokenLogprob,
+)
 
 
 @dataclass(eq=False)
@@ -27,8 +39,9 @@ class RequestState:
     seqs: list[Sequence]
     sink: Any  # where the engine delivers this request's events
     submit_time: float
-    cache: list[Any] | None = None  # the solo prompt cache while prefilling
-    position: int = 0  # prompt tokens already in `cache`
+    slot: int | None = None  # its prompt cache in the runner, until it joins
+    position: int = 0  # prompt tokens already in that cache
+    seed: int = 0  # of its choices' PRNG keys
 
     @property
     def prompt(self) -> list[int]:
@@ -52,38 +65,72 @@ class Scheduler:
     max_batch_size: int
     waiting: deque[RequestState] = field(default_factory=deque)
     prefilling: deque[RequestState] = field(default_factory=deque)
-    running: dict[str, RequestState] = field(default_factory=dict)
+    running: list[Sequence] = field(default_factory=list)
+    released: list[int] = field(default_factory=list)
+    # Totals since start: prompt tokens admitted, of them found in the prefix
+    # cache, tokens generated, decode steps.
+    prompt_tokens: int = 0
+    cached_tokens: int = 0
+    generated_tokens: int = 0
+    steps: int = 0
+    _slots: int = 0
 
     def __len__(self) -> int:
         return len(self.waiting) + len(self.prefilling) + len(self.running)
 
+    def add(self, state: RequestState) -> None:
+        for seq in state.seqs:
+            seq.owner = state
+        self.waiting.append(state)
+
     def _usage(self, extra: RequestState | None = None) -> tuple[int, int]:
         """(rows, KV tokens reserved), counting `extra` as if admitted."""
         rows = width = prefill = 0
-        admitted = [*self.prefilling, *([extra] if extra else [])]
-        for state in (*admitted, *self.running.values()):
-            live = len(state.live())
-            if live:
-                rows += live
-                width = max(width, state.reach)
-        for state in admitted:
+        for state in (*self.prefilling, *([extra] if extra else [])):
+            rows += len(state.live())
+            width = max(width, state.reach)
             prefill += self.memory.prefill_tokens(len(state.prompt))
+        for seq in self.running:
+            if not seq.finished:
+                rows += 1
+                width = max(width, seq.owner.reach)
         return rows, self.memory.batch_tokens(rows, width) + prefill
 
     def kv_tokens_used(self) -> int:
         return self._usage()[1]
 
+    # Admission and prefill.
+
     def admit(self) -> list[RequestState]:
-        """Move waiting requests that fit, in order, to prefilling."""
+        """Move waiting requests that fit, in order, to prefilling, each with
+        a new prompt cache slot."""
         admitted = []
         while self.waiting:
             rows, tokens = self._usage(self.waiting[0])
             if rows > self.max_batch_size or tokens > self.memory.plan.kv_token_budget:
                 break
             state = self.waiting.popleft()
+            self._slots += 1
+            state.slot = self._slots
             self.prefilling.append(state)
             admitted.append(state)
         return admitted
+
+    def begin(
+        self,
+        state: RequestState,
+        cached: int,
+        seed: int,
+        processors: list[LogitsProcessor],
+        now: float,
+    ) -> None:
+        """An admitted request starts with `cached` prompt tokens reused."""
+        state.position, state.seed = cached, seed
+        self.prompt_tokens += len(state.prompt)
+        self.cached_tokens += cached
+        for seq in state.seqs:
+            seq.admit_time, seq.cached_tokens = now, cached
+            seq.processors = processors
 
     def prefill_chunks(self) -> list[tuple[RequestState, int, int]]:
         """(request, start, end) prompt slices to prefill in this iteration."""
@@ -100,27 +147,82 @@ class Scheduler:
                 break
         return chunks
 
+    def prefilled_to(self, state: RequestState, end: int) -> None:
+        state.position = end
+
     def ready(self) -> list[RequestState]:
-        """Prefilled requests, moved to running: they join the next step."""
+        """Prefilled requests, out of prefilling: they join the batch next."""
         done = [s for s in self.prefilling if s.prefilled]
         for state in done:
             self.prefilling.remove(state)
-            self.running[state.request.request_id] = state
         return done
 
+    def join(self, state: RequestState) -> None:
+        """`state`'s live choices are the batch's last rows; its slot is spent."""
+        self.running += state.live()
+        state.slot = None
+
+    # The batch.
+
+    def postprocess(
+        self,
+        tokens: list[tuple[Sequence, int, TokenLogprob | None]],
+        now: float,
+    ) -> list[tuple[Sequence, GenerationEvent]]:
+        """Append a step's tokens to their sequences: one event each."""
+        self.steps += 1
+        events = []
+        for seq, token, logprob in tokens:
+            if seq.finished:  # ended while its token was in flight
+                continue
+            try:
+                event = seq.append(token, logprob, now)
+            except Exception as exc:
+                event = seq.finish("error", now, f"{type(exc).__name__}: {exc}")
+            events.append((seq, event))
+        self.generated_tokens += len(events)
+        return events
+
+    def end(
+        self, seq: Sequence, reason: FinishReason, error: str | None, now: float
+    ) -> GenerationEvent | None:
+        """End `seq` from outside (abort, error); None if it had ended."""
+        return None if seq.finished else seq.finish(reason, now, error)
+
+    def compact(self) -> list[int] | None:
+        """Ended sequences leave the batch: the rows kept, or None if all are."""
+        keep = [i for i, seq in enumerate(self.running) if not seq.finished]
+        if len(keep) == len(self.running):
+            return None
+        self.running = [self.running[i] for i in keep]
+        return keep
+
+    def clear_batch(self) -> list[Sequence]:
+        """Empty the batch (its caches are gone); returns who was in it."""
+        seqs, self.running = self.running, []
+        return seqs
+
+    def take_released(self) -> list[int]:
+        released, self.released = self.released, []
+        return released
+
+    # Finding and forgetting requests.
+
+    def all_states(self) -> list[RequestState]:
+        running = {id(s.owner): s.owner for s in self.running}
+        return [*self.waiting, *self.prefilling, *running.values()]
+
     def find(self, request_id: str) -> RequestState | None:
-        for state in (*self.waiting, *self.prefilling):
+        for state in self.all_states():
             if state.request.request_id == request_id:
                 return state
-        return self.running.get(request_id)
+        return None
 
     def discard(self, state: RequestState) -> None:
-        """Forget a request wherever it is (it finished, failed or was aborted)."""
+        """Forget a request that has ended, wherever it is."""
         for queue in (self.waiting, self.prefilling):
             if state in queue:
                 queue.remove(state)
-        if self.running.get(state.request.request_id) is state:
-            del self.running[state.request.request_id]
-
-    def all_states(self) -> list[RequestState]:
-        return [*self.waiting, *self.prefilling, *self.running.values()]
+        if state.slot is not None:
+            self.released.append(state.slot)
+            state.slot = None

@@ -1,7 +1,7 @@
 """One choice of a request: its tokens, text, stop conditions and timings.
 
-Pure Python: the MLX state of a sequence (its PRNG key, its processors and
-their token context) is attached by the engine thread and only read there.
+Pure Python: a sequence's MLX state (its PRNG key, its processors' token
+context) is its batch row's in the runner (model_runner.py).
 """
 
 from __future__ import annotations
@@ -43,11 +43,9 @@ class Sequence:
         self.submit_time = submit_time
         self.admit_time: float | None = None
         self.first_token_time: float | None = None
-        self.owner: Any = None  # the engine's record of the request
+        self.owner: Any = None  # the scheduler's record of the request
         # Set on the engine thread when the request is admitted.
-        self.key: Any = None
         self.processors: list[LogitsProcessor] = []
-        self.context: Any = None
 
     @property
     def finished(self) -> bool:

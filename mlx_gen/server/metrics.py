@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator
 
 from prometheus_client import (
     CollectorRegistry,
@@ -11,6 +12,7 @@ from prometheus_client import (
     Histogram,
     generate_latest,
 )
+from prometheus_client.core import CounterMetricFamily, Metric
 
 from mlx_gen.engine.constraints import MASK_CLOCK
 from mlx_gen.engine.types import EngineStats, GenerationEvent
@@ -27,11 +29,52 @@ _TOKEN_LATENCY_BUCKETS = (
 )
 # fmt: on
 
+# The engine's counters: (metric, help, EngineStats field).
+_ENGINE_TOTALS = (
+    ("mlx_gen_engine_prompt_tokens", "Prompt tokens admitted", "prompt_tokens_total"),
+    ("mlx_gen_engine_generation_tokens", "Tokens generated", "generated_tokens_total"),
+    ("mlx_gen_engine_decode_steps", "Decode steps of the batch", "steps_total"),
+    (
+        "mlx_gen_prefix_cache_queries",
+        "Prompts looked up in the prefix cache",
+        "prefix_cache_queries",
+    ),
+    (
+        "mlx_gen_prefix_cache_hits",
+        "Prompts that reused a cached prefix",
+        "prefix_cache_hits",
+    ),
+    (
+        "mlx_gen_prefix_cache_hit_tokens",
+        "Prompt tokens reused from the prefix cache",
+        "cached_tokens_total",
+    ),
+)
+
+
+class EngineTotals:
+    """The engine's own counters since it started, as of its last stats.
+
+    One engine serves every app over it and its warm-up, so these count all
+    of its work; the request counters of `Metrics` count this app's."""
+
+    def __init__(self) -> None:
+        self.stats: EngineStats | None = None
+
+    def collect(self) -> Iterator[Metric]:
+        s = self.stats
+        if s is None:
+            return
+        for name, documentation, field in _ENGINE_TOTALS:
+            yield CounterMetricFamily(name, documentation, value=getattr(s, field))
+
 
 class Metrics:
     def __init__(self) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
         r = self.registry
+        self.engine_totals = EngineTotals()
+        r.register(self.engine_totals)
         self.requests = Counter(
             "mlx_gen_requests",
             "HTTP requests by endpoint and status",
@@ -53,6 +96,10 @@ class Metrics:
         self.prefix_cache = gauge(
             "mlx_gen_prefix_cache_bytes",
             "Bytes of KV snapshots held by the prefix cache",
+        )
+        self.prefix_hit_rate = gauge(
+            "mlx_gen_prefix_cache_hit_rate",
+            "Share of prefix cache lookups that reused a prefix, since start",
         )
         self.prefix_cache_limit = gauge(
             "mlx_gen_prefix_cache_limit_bytes",
@@ -144,11 +191,14 @@ class Metrics:
         self.kv_used.set(stats.kv_tokens_used)
         self.kv_budget.set(stats.kv_tokens_budget)
         self.prefix_cache.set(stats.prefix_cache_bytes)
+        queries = stats.prefix_cache_queries
+        self.prefix_hit_rate.set(stats.prefix_cache_hits / queries if queries else 0.0)
         self.mlx_active.set(stats.mlx_active_bytes)
         self.mlx_cache.set(stats.mlx_cache_bytes)
         if stats.plan is not None:
             self.prefix_cache_limit.set(stats.plan.prefix_cache_bytes)
             self.mlx_cache_limit.set(stats.plan.cache_limit_bytes)
+        self.engine_totals.stats = stats
 
     def render(self) -> bytes:
         return generate_latest(self.registry)

@@ -127,7 +127,7 @@ def load_served(settings: Settings) -> ServedModel:
     from mlx_gen.models.loading import load_model
 
     if settings.distributed:  # rank 0 of `mlx.launch`; the others follow it
-        from mlx_gen.engine.distributed_leader import load_leader
+        from mlx_gen.engine.distributed.engine import load_leader
 
         loaded, engine = load_leader(settings, EngineConfig.from_settings(settings))
     else:

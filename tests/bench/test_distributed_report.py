@@ -4,27 +4,10 @@ tiny model on loopback (ring backend, CPU); rank 0 reports every rank."""
 from __future__ import annotations
 
 import json
-import socket
 import subprocess
-import sys
-from pathlib import Path
 
 from cli_run import MLX_GEN, cli_env, run_cli
-
-MLX_LAUNCH = Path(sys.executable).with_name("mlx.launch")
-
-
-def _free_pair() -> int:
-    while True:
-        with socket.socket() as probe:
-            probe.bind(("127.0.0.1", 0))
-            first = probe.getsockname()[1]
-        with socket.socket() as second:
-            try:
-                second.bind(("127.0.0.1", first + 1))
-            except OSError:
-                continue
-        return first
+from ranks import MLX_LAUNCH, free_ports
 
 
 def test_two_ranks_report_speed_and_memory_per_rank(tmp_path, tiny_model):
@@ -34,7 +17,7 @@ def test_two_ranks_report_speed_and_memory_per_rank(tmp_path, tiny_model):
     out = tmp_path / "dist.json"
     done = subprocess.run(
         [str(MLX_LAUNCH), "--backend", "ring", "-n", "2",
-         "--starting-port", str(_free_pair()), "--",
+         "--starting-port", str(free_ports(2)), "--",
          str(MLX_GEN), "bench", "engine", "--model", "tiny", "--distributed",
          "--prompt-tokens", "12", "--batch", "1,3", "--max-tokens", "5",
          "--output", str(out)],

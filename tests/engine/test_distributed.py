@@ -1,7 +1,7 @@
 """The distributed engine in one process: a group of one rank.
 
 Every collective of a one-rank group is the identity, so rank 0's code runs
-for real (announcing each operation, summing the step's tokens, heartbeats,
+for real (sending each call, the step's tokens among them, heartbeats,
 the memory report at shutdown) and must give exactly what LLMEngine gives.
 Two ranks over the ring backend: tests/server/test_distributed.py.
 """
@@ -15,9 +15,10 @@ import pytest
 from polling import wait_until
 
 from mlx_gen.engine import EngineConfig, LLMEngine, memory
-from mlx_gen.engine.distributed import PlanChannel, Terms, agree, rank_config
-from mlx_gen.engine.distributed_leader import DistributedEngine
-from mlx_gen.engine.distributed_runner import HEARTBEAT_SECONDS
+from mlx_gen.engine.distributed.engine import DistributedEngine
+from mlx_gen.engine.distributed.leader import HEARTBEAT_SECONDS
+from mlx_gen.engine.distributed.load import Terms, agree, rank_config
+from mlx_gen.engine.distributed.protocol import CallChannel
 
 from .helpers import collect, greedy, run
 
@@ -37,7 +38,7 @@ def engines(tiny_model):
     group = mx.distributed.init()  # not launched: a group of one
     terms = agree(group, CONFIG)
     leader = DistributedEngine(
-        *tiny_model, rank_config(CONFIG, terms), PlanChannel(group, terms.payload), 30
+        *tiny_model, rank_config(CONFIG, terms), CallChannel(group, terms.payload), 30
     )
     plain = LLMEngine(*tiny_model, CONFIG)
     for engine in (leader, plain):
@@ -87,7 +88,7 @@ def test_one_rank_generates_what_the_plain_engine_does(engines):
 
 def test_idle_heartbeat_and_memory_report(engines):
     leader, plain = engines
-    runner = leader._worker.leader
+    runner = leader.leader
     before = runner.last_op
     # Pinged while idle: every HEARTBEAT_SECONDS, given a busy machine's slack.
     assert wait_until(lambda: runner.last_op > before, HEARTBEAT_SECONDS * 10)

@@ -90,3 +90,18 @@ def test_engine_thread_death_is_reported_by_stats_and_submit(make_engine):
     with pytest.raises(EngineDead) as dead:
         run(late())
     assert "the hook fired" in str(dead.value)
+
+
+def test_an_unknown_inbox_command_is_an_error_not_a_stop(make_engine):
+    engine = make_engine()
+
+    async def main():
+        stream = engine.submit(greedy([5, 6], 1000))
+        await anext(stream)  # running
+        engine._worker.inbox.put(("stop", 0.0))  # not a command: a caller's bug
+        return [event async for event in stream][-1]
+
+    last = run(main())
+    assert last.finish_reason == "error" and "not an engine command" in last.error
+    stats = engine.stats()
+    assert not stats.alive and "not an engine command" in stats.error

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import mlx.core as mx
-from mlx_lm.models.cache import make_prompt_cache
-
+from mlx_gen.engine.model_runner import ModelRunner
 from mlx_gen.engine.prefix_cache import MIN_REUSE, PrefixCache
 
 from .helpers import collect, greedy, run
@@ -69,24 +67,29 @@ def test_a_short_entry_is_trimmed_to_a_common_prefix(make_engine):
 
 
 def test_least_recently_used_entries_go_first(tiny_model):
-    model = tiny_model[0]
+    slots = iter(range(1, 100))
 
-    def prefilled(tokens: list[int]) -> list:
-        cache = make_prompt_cache(model)
-        model(mx.array([tokens]), cache=cache)
-        mx.eval([c.state for c in cache])
-        return cache
+    def runner_with(*prompts: list[int]) -> tuple[ModelRunner, list[int]]:
+        """A runner holding each prompt's cache, and their slots."""
+        runner = ModelRunner(tiny_model[0], len(tiny_model[1]))
+        prefilled = [next(slots) for _ in prompts]
+        for slot, tokens in zip(prefilled, prompts, strict=True):
+            runner.prefill(slot, tokens)
+        return runner, prefilled
 
     a, b, c = ([k] * 40 for k in (1, 2, 3))
-    probe = PrefixCache(1 << 30)
-    probe.insert(a, prefilled(a))
+    runner, (slot,) = runner_with(a)
+    probe = PrefixCache(1 << 30, runner)
+    probe.insert(a, slot)
     size = probe.nbytes
-    cache = PrefixCache(2 * size + size // 2)
-    cache.insert(a, prefilled(a))
-    cache.insert(b, prefilled(b))
-    assert cache.lookup([*a, 9])[1] == 40  # a is now the most recent
-    cache.insert(c, prefilled(c))  # evicts b
+    runner, (slot_a, slot_b, slot_c) = runner_with(a, b, c)
+    cache = PrefixCache(2 * size + size // 2, runner)
+    cache.insert(a, slot_a)
+    cache.insert(b, slot_b)
+    assert cache.lookup([*a, 9], next(slots)) == 40  # a is now the most recent
+    cache.insert(c, slot_c)  # evicts b
     assert len(cache) == 2 and cache.nbytes == 2 * size
-    assert cache.lookup([*b, 9]) == (None, 0)
-    assert cache.lookup([*a, 9])[1] == 40 and cache.lookup([*c, 9])[1] == 40
+    assert cache.lookup([*b, 9], next(slots)) == 0
+    assert cache.lookup([*a, 9], next(slots)) == 40
+    assert cache.lookup([*c, 9], next(slots)) == 40
     assert (cache.hits, cache.queries) == (3, 4)

@@ -14,7 +14,6 @@ import json
 import os
 import re
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -26,30 +25,11 @@ import pytest
 from mlx.utils import tree_flatten
 from openai import AsyncOpenAI
 from polling import answers, wait_until
+from ranks import MLX_LAUNCH, free_ports
 
 from mlx_gen.units import GB, KB, MB
 
-MLX_LAUNCH = Path(sys.executable).with_name("mlx.launch")
 SERVE = [sys.executable, "-m", "mlx_gen", "serve", "--port", "0"]
-
-
-def _ports(n: int) -> int:
-    """The first of `n` consecutive free loopback ports."""
-    for _ in range(50):
-        with socket.socket() as probe:
-            probe.bind(("127.0.0.1", 0))
-            first = probe.getsockname()[1]
-        if first + n > 65535:
-            continue
-        try:
-            with contextlib.ExitStack() as stack:
-                for port in range(first, first + n):
-                    sock = stack.enter_context(socket.socket())
-                    sock.bind(("127.0.0.1", port))
-            return first
-        except OSError:
-            continue
-    raise RuntimeError("no free ports")
 
 
 class Proc:
@@ -191,7 +171,7 @@ async def _answers(base: str, model: str) -> dict[str, object]:
 
 def test_two_ranks_answer_as_one_process(tmp_path, tiny_model_path, tiny_model):
     model = str(tiny_model_path)
-    ring = _ports(2)
+    ring = free_ports(2)
     launch = [str(MLX_LAUNCH), "--backend", "ring", "-n", "2",
               "--starting-port", str(ring), "--",
               *SERVE, "--model", model, "--distributed"]  # fmt: skip
@@ -231,7 +211,7 @@ def test_two_ranks_answer_as_one_process(tmp_path, tiny_model_path, tiny_model):
 def _direct_ranks(tmp_path: Path, model: Path, **env: str) -> tuple[Proc, Proc]:
     """Two ranks started as `mlx.launch` would, without it: the launcher
     itself stops every rank as soon as one dies, and here rank 0 must live on."""
-    ring = _ports(2)
+    ring = free_ports(2)
     hostfile = tmp_path / "hosts.json"
     hostfile.write_text(json.dumps([[f"127.0.0.1:{ring}"], [f"127.0.0.1:{ring + 1}"]]))
     command = [*SERVE, "--model", str(model), "--distributed"]
@@ -267,7 +247,7 @@ def _status_within(base: str, path: str, status: int, seconds: float) -> float:
 def test_a_killed_rank_turns_ready_to_503(tmp_path, tiny_model_path):
     """Killed while rank 0 is idle: its next heartbeat finds the closed socket.
     (Killed in the middle of a step, MLX 0.32's ring backend may crash rank 0
-    instead: see mlx_gen/engine/distributed_runner.py.)"""
+    instead: see mlx_gen/engine/distributed/leader.py.)"""
     rank0, rank1 = _direct_ranks(tmp_path, tiny_model_path)
     try:
         base = rank0.url(60)

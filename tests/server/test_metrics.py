@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import uuid
+
 import httpx
+import openai
 from polling import wait_until
 from prometheus_client.parser import text_string_to_metric_families
 
 from mlx_gen.server.app import create_app
 
+from .conftest import MODEL
 from .helpers import settings_for
 
 
@@ -54,6 +58,42 @@ def test_request_token_and_latency_metrics(make_server):
                   "mlx_gen_kv_tokens_used", "mlx_gen_reasoning_tokens_total",
                   "mlx_gen_cached_prompt_tokens_total"):  # fmt: skip
         assert (gauge, ()) in found
+
+
+def test_engine_counters_after_traffic(make_server, served):
+    """Every counter the engine keeps, read from /metrics: tokens, steps and
+    the prefix cache's lookups, hits, hit tokens, hit rate and size."""
+    server = make_server()
+    engine = served.engine  # shared with other tests: wait for it to be idle
+    assert wait_until(lambda: engine.stats().running + engine.stats().waiting == 0, 10)
+    before = samples(server)
+    client = openai.OpenAI(base_url=server.url("/v1"), api_key="none", max_retries=0)
+    # A prompt no earlier test sent; its second run reuses the first's prefix.
+    prompt = f"{uuid.uuid4().hex} counts the tokens of a prompt long enough to keep"
+    usages = [
+        client.completions.create(model=MODEL, prompt=prompt, max_tokens=6).usage
+        for _ in range(2)
+    ]
+    after = samples(server)
+
+    def grew(name: str) -> float:
+        return value(after, name) - value(before, name)
+
+    prompt_tokens = sum(u.prompt_tokens for u in usages)
+    generated = sum(u.completion_tokens for u in usages)
+    hit_tokens = usages[1].prompt_tokens_details.cached_tokens
+    assert usages[0].prompt_tokens_details.cached_tokens == 0 and hit_tokens > 0
+    assert grew("mlx_gen_engine_prompt_tokens_total") == prompt_tokens
+    assert grew("mlx_gen_engine_generation_tokens_total") == generated
+    assert grew("mlx_gen_engine_decode_steps_total") >= generated
+    assert grew("mlx_gen_prefix_cache_queries_total") == 2
+    assert grew("mlx_gen_prefix_cache_hits_total") == 1
+    assert grew("mlx_gen_prefix_cache_hit_tokens_total") == hit_tokens
+    stats = engine.stats()
+    hits, queries = stats.prefix_cache_hits, stats.prefix_cache_queries
+    assert value(after, "mlx_gen_prefix_cache_hits_total") == hits
+    assert value(after, "mlx_gen_prefix_cache_hit_rate") == hits / queries
+    assert value(after, "mlx_gen_prefix_cache_bytes") == stats.prefix_cache_bytes > 0
 
 
 def test_each_app_counts_alone(served):

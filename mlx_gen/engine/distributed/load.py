@@ -1,14 +1,17 @@
-"""Starting a tensor-parallel group: the group, and this rank's share of the
-model. Every rank of `mlx.launch` runs this before it leads or follows
-(distributed.py).
+"""Starting a tensor-parallel group: the group, this rank's share of the
+model, and the terms every rank works by. Every rank of `mlx.launch` runs
+this before it leads or follows.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
 import mlx.core as mx
 
+from mlx_gen.engine import memory
+from mlx_gen.engine.config import EngineConfig
 from mlx_gen.errors import ModelLoadError
 
 if TYPE_CHECKING:
@@ -72,3 +75,39 @@ def load_sharded(settings: Settings, group: mx.distributed.Group) -> LoadedModel
     mx.eval(mx.distributed.all_sum(mx.array(1.0), group=group))  # all loaded
     entry = entry or directory_entry(name, path, config)
     return LoadedModel(name, path, model, tokenizer, config, entry)
+
+
+@dataclass(frozen=True)
+class Terms:
+    """What rank 0 decided for all: the longest list a call usually carries
+    (a prefill chunk, or every batch row's token), the memory budget."""
+
+    payload: int
+    budget_bytes: int
+
+
+def agree(group: mx.distributed.Group, config: EngineConfig) -> Terms:
+    """Every rank calls this once after loading; rank 0's config is the one used.
+
+    The budget is the one the smallest machine allows (or the configured one):
+    each rank holds an equal share of the weights and of the KV cache."""
+    lead = group.rank() == 0
+    payload = max(config.prefill_step_size, config.max_batch_size) if lead else 0
+    configured = (config.memory_budget_bytes or 0) if lead else 0
+    shared = mx.distributed.all_sum(
+        mx.array([payload, configured], dtype=mx.int64), group=group
+    )
+    device = memory.detect_device()
+    mine = mx.array([device.recommended_bytes], dtype=mx.int64)
+    devices = mx.distributed.all_gather(mine, group=group)
+    payload, configured = shared.tolist()
+    smallest = min(devices.tolist())
+    # Not capped at the single machine's 16 GB: a model split across
+    # machines is one that does not fit one.
+    budget = configured or smallest
+    return Terms(payload=payload, budget_bytes=budget)
+
+
+def rank_config(config: EngineConfig, terms: Terms) -> EngineConfig:
+    """The engine config every rank plans with."""
+    return replace(config, memory_budget_bytes=terms.budget_bytes)
