@@ -138,13 +138,16 @@ def recovery(
     results: list[RequestResult], spike_end: float, end: float, slo: Slo
 ) -> float | None:
     """Seconds after a spike until the TTFT p95 of the requests sent in a
-    one-second window is back within the SLO (and stays so); None: never."""
+    one-second window is back within the SLO (and stays so); None: never.
+    A window in which no request was sent tells nothing either way (a few
+    users with long requests leave gaps), so it is passed over."""
     windows = []
     t = spike_end
     while t < end:
         sent = [r for r in results if t <= r.sent_at < t + 1 and r.ok and r.ttft]
         p95 = percentile([r.ttft for r in sent], 95)
-        windows.append((t - spike_end, p95 is not None and p95 <= slo.ttft_p95_s))
+        if p95 is not None:
+            windows.append((t - spike_end, p95 <= slo.ttft_p95_s))
         t += 1
     for index, (offset, held) in enumerate(windows):
         if held and all(ok for _, ok in windows[index:]):

@@ -282,11 +282,15 @@ def compare_table(reports: list[dict[str, Any]]) -> Table:
 
 def _verdict_line(profile: str, verdict: dict[str, Any]) -> str:
     if profile == "ramp":
-        broken = ", ".join(verdict["broken_by"]) or "never"
+        broken = (
+            f"SLO broken at {verdict['broken_at']} users by:"
+            f" {', '.join(verdict['broken_by'])}"
+            if verdict["broken_at"] is not None
+            else "SLO held at every step"
+        )
         return (
             f"capacity {verdict['capacity']} users (last level within the SLO),"
-            f" knee {verdict['knee']} users; SLO broken at"
-            f" {verdict['broken_at']} users by: {broken}"
+            f" knee {verdict['knee']} users; {broken}"
         )
     if profile == "spike":
         recovery = verdict["recovery_s"]
