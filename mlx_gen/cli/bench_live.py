@@ -8,8 +8,15 @@ import time
 from typing import Any
 
 import httpx
-from rich.console import Console
+from rich.console import Console, Group
 from rich.live import Live
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TextColumn,
+    TimeElapsedColumn,
+)
 
 from mlx_gen.bench.analysis import Slo
 from mlx_gen.bench.loadgen import Level, LevelRun, LoadConfig, run_level
@@ -19,7 +26,9 @@ from mlx_gen.bench.request import RequestResult
 
 
 class LiveRun:
-    """The finished levels and the one running, redrawn four times a second."""
+    """The finished levels and the one running, redrawn four times a second,
+    above a progress bar of levels (open-ended for profiles, which decide as
+    they go how many levels they run)."""
 
     def __init__(self, console: Console, title: str) -> None:
         self.console = console
@@ -27,25 +36,45 @@ class LiveRun:
         self.done: list[LevelRun] = []
         self.current = LevelRun(Level(None, phase="running"), 0.0, [])
         self.started = time.perf_counter()
+        self.progress = Progress(
+            TextColumn("{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("levels"),
+            TimeElapsedColumn(),
+            console=console,
+        )
+        self.task = self.progress.add_task("starting", total=None)
+
+    def plan(self, levels: int) -> None:
+        self.progress.update(self.task, total=levels)
 
     def begin(self, level: Level) -> None:
         self.current = LevelRun(level, 0.0, [])
         self.started = time.perf_counter()
+        self.progress.update(self.task, description=level.name)
 
     def add(self, result: RequestResult) -> None:
         self.current.results.append(result)
+        self.progress.update(
+            self.task,
+            description=f"{self.current.level.name}: {len(self.current.results)}"
+            " requests",
+        )
 
     def finish(self, run: LevelRun) -> None:
         self.done.append(run)
         self.current = LevelRun(self.current.level, 0.0, [])
         self.started = time.perf_counter()
+        self.progress.advance(self.task)
 
     def table(self) -> Any:
         shown = list(self.done)
         if self.current.results:
             self.current.duration = time.perf_counter() - self.started
             shown.append(self.current)
-        return levels_table(self.title, [summarize(r) for r in shown])
+        table = levels_table(self.title, [summarize(r) for r in shown])
+        return Group(table, self.progress)
 
     def __enter__(self) -> LiveRun:
         self.live = Live(
@@ -76,6 +105,7 @@ async def run_sweep(
         for r in (args.rate or [None])
         for c in concurrencies
     ]
+    live.plan(len(levels))
     with live:
         for level in levels:
             live.begin(level)
