@@ -12,7 +12,7 @@ import mlx.core as mx
 
 from mlx_gen.engine import memory
 from mlx_gen.engine.config import EngineConfig
-from mlx_gen.errors import ModelLoadError
+from mlx_gen.errors import ModelLoadError, one_line
 
 if TYPE_CHECKING:
     from mlx_gen.models.loading import LoadedModel
@@ -69,8 +69,9 @@ def load_sharded(settings: Settings, group: mx.distributed.Group) -> LoadedModel
             mx.eval(layer.parameters())
         mx.eval(model.parameters())
     except (ValueError, RuntimeError, OSError, KeyError) as exc:
-        text = str(exc).strip().splitlines()[0] if str(exc).strip() else repr(exc)
-        raise ModelLoadError(f"cannot load {name}'s share from {path}: {text}") from exc
+        raise ModelLoadError(
+            f"cannot load {name}'s share from {path}: {one_line(exc)}"
+        ) from exc
     tokenizer = load_tokenizer(settings.model, settings)
     mx.eval(mx.distributed.all_sum(mx.array(1.0), group=group))  # all loaded
     entry = entry or directory_entry(name, path, config)
