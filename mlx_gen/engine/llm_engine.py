@@ -97,7 +97,11 @@ class LLMEngine:
                 raise EngineDead(worker.error or "the engine is shutting down")
             if request.request_id in worker.active:
                 raise InvalidRequest(f"request id {request.request_id!r} is in use")
-            if worker.unadmitted >= self.config.max_queue:
+            # The queue is what waits beyond the batch: a request the batch
+            # has room for is not queued, even with max_queue 0.
+            running = len(worker.active) - worker.unadmitted
+            room = max(0, self.config.max_batch_size - running)
+            if worker.unadmitted >= self.config.max_queue + room:
                 raise QueueFull(worker.unadmitted)
             # Made only now: a stream dropped unread aborts its request id.
             stream = EventStream(request.request_id, request.sampling.n, self.abort)

@@ -190,6 +190,24 @@ def test_submit_refuses_before_returning(make_engine):
     assert_idle(engine)
 
 
+def test_a_queue_of_zero_still_fills_the_batch(make_engine):
+    engine = make_engine(max_queue=0, max_batch_size=2)
+
+    async def scenario():
+        first, second = greedy([1, 2], LONG), greedy([3, 4], LONG)
+        both = [asyncio.create_task(collect(engine, r)) for r in (first, second)]
+        assert await wait_until_async(lambda: engine.stats().running == 2, 10)
+        with pytest.raises(QueueFull):
+            engine.submit(greedy([1], 4))
+        for request in (first, second):
+            engine.abort(request.request_id)
+        for task in both:
+            assert (await task).final[0].finish_reason == "abort"
+
+    run(scenario())
+    assert_idle(engine)
+
+
 def test_shutdown_drains_then_refuses(make_engine):
     engine = make_engine()
 
