@@ -16,6 +16,7 @@ from typing import Any
 
 from rich.console import Console
 
+from mlx_gen.bench.loadgen import normalize_base_url
 from mlx_gen.cli.chat_local import Endpoint
 from mlx_gen.cli.chat_ui import TurnStats, TurnView
 from mlx_gen.errors import CommandError
@@ -30,7 +31,7 @@ HELP = (
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
-        "--url", help="a running server's API, e.g. http://127.0.0.1:8000/v1"
+        "--url", help="a running server, e.g. http://127.0.0.1:8000 (or its /v1)"
     )
     parser.add_argument(
         "--api-key", dest="client_api_key", metavar="KEY", help="key for --url"
@@ -80,7 +81,9 @@ def _endpoint(
     args: argparse.Namespace, settings: Settings, console: Console
 ) -> Iterator[Endpoint]:
     if args.url:
-        yield Endpoint(args.url.rstrip("/"), args.client_api_key or "none", args.model)
+        # The server's root or its API root: both are what users copy.
+        api = normalize_base_url(args.url) + "/v1"
+        yield Endpoint(api, args.client_api_key or "none", args.model)
         return
     from mlx_gen.cli.chat_local import local_server
 

@@ -196,9 +196,17 @@ def scripted(script: Any, tiny_model: Any) -> list[int]:
     return script.ids
 
 
+@pytest.mark.parametrize("api", ["", "/v1", "/v1/"])
+def test_any_form_of_the_servers_url_finds_its_model(chat, server, api):
+    session = chat("--url", server.url(api), "--api-key", KEY)
+    # No --model: the chat asks the server which model it serves.
+    assert "tiny" in session.ready()
+    session.child.sendintr()
+    assert ends_with_status_0(session)
+
+
 def test_reasoning_folds_or_shows_over_a_servers_url(chat, server, scripted):
     session = chat("--url", server.url("/v1"), "--api-key", KEY)
-    # No --model: the chat asks the server which model it serves.
     assert "tiny" in session.ready()
     stats, shown = session.turn("Hello there")
     assert stats["completion"] == len(scripted)
