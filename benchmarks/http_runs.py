@@ -13,11 +13,13 @@ from mlx_gen.bench.loadgen import (
     Level,
     LoadConfig,
     calibrate_prompt_words,
+    calibrated,
     make_client,
     run_level,
     warm_up,
 )
 from mlx_gen.bench.report import summarize
+from mlx_gen.bench.workload import Span, Workload
 
 WARMUP_REQUESTS = 2
 REQUEST_TIMEOUT_S = 600.0
@@ -30,7 +32,9 @@ def prepare(server: Server, prompt_tokens: int, max_tokens: int) -> LoadConfig:
     config = LoadConfig(
         base_url=server.url,
         model=server.model,
-        max_tokens=max_tokens,
+        workload=Workload(
+            prompt_words=Span(prompt_tokens), max_tokens=Span(max_tokens)
+        ),
         request_timeout=REQUEST_TIMEOUT_S,
         level_deadline=LEVEL_DEADLINE_S,
     )
@@ -38,10 +42,10 @@ def prepare(server: Server, prompt_tokens: int, max_tokens: int) -> LoadConfig:
     async def run() -> LoadConfig:
         async with make_client(2, REQUEST_TIMEOUT_S) as client:
             await warm_up(client, config, WARMUP_REQUESTS)
-            words = await calibrate_prompt_words(client, config, prompt_tokens)
-        if words is None:
+            words_for = await calibrate_prompt_words(client, config)
+        if words_for is None:
             raise AssertionError(f"{server.name} reports no prompt usage")
-        return replace(config, prompt_words=words)
+        return calibrated(config, words_for)
 
     return asyncio.run(run())
 
