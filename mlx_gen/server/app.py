@@ -26,6 +26,7 @@ from mlx_gen.server.routes.chat_completions import chat_completions
 from mlx_gen.server.routes.completions import completions
 from mlx_gen.server.routes.health import health, metrics, ready
 from mlx_gen.server.routes.models import get_model, list_models
+from mlx_gen.server.routes.responses import create_response
 from mlx_gen.server.routes.tokenize import detokenize, tokenize
 from mlx_gen.server.served import ServedModel
 from mlx_gen.server.state import AppState
@@ -34,6 +35,7 @@ from mlx_gen.settings import Settings
 ROUTES = [
     Route("/v1/chat/completions", chat_completions, methods=["POST"]),
     Route("/v1/completions", completions, methods=["POST"]),
+    Route("/v1/responses", create_response, methods=["POST"]),
     Route("/v1/models", list_models, methods=["GET"]),
     Route("/v1/models/{model_id:path}", get_model, methods=["GET"]),
     Route("/tokenize", tokenize, methods=["POST"]),
