@@ -1,79 +1,100 @@
-"""A Responses answer: the chat answer's one choice as a `response` object
-with its output items (reasoning, function calls, message) in that order."""
+"""A Responses answer: the chat answer's one choice as a `response` object,
+whole or as the Responses stream events (each with its `sequence_number`)."""
 
 from __future__ import annotations
 
 from typing import Any
 
+from mlx_gen.engine.types import GenerationEvent
 from mlx_gen.server.answers.chat import ChatAnswer
+from mlx_gen.server.answers.response_items import OutputItems
 from mlx_gen.server.schemas.responses import ResponsesRequest
 
 INCOMPLETE_REASONS = {"length": "max_output_tokens"}
-
-
-def output_items(message: dict[str, Any], item_id: str) -> list[dict[str, Any]]:
-    """A chat message as Responses output items; ids derive from `item_id`."""
-    items: list[dict[str, Any]] = []
-    if message.get("reasoning"):
-        items.append(
-            {
-                "id": f"rs_{item_id}",
-                "type": "reasoning",
-                "summary": [],
-                "content": [{"type": "reasoning_text", "text": message["reasoning"]}],
-                "status": "completed",
-            }
-        )
-    for i, call in enumerate(message.get("tool_calls") or []):
-        items.append(
-            {
-                "id": f"fc_{item_id}_{i}",
-                "type": "function_call",
-                "call_id": call["id"],
-                "name": call["function"]["name"],
-                "arguments": call["function"]["arguments"],
-                "status": "completed",
-            }
-        )
-    if message.get("content") is not None:
-        text = {
-            "type": "output_text",
-            "text": message["content"],
-            "annotations": [],
-            "logprobs": [],
-        }
-        items.append(
-            {
-                "id": f"msg_{item_id}",
-                "type": "message",
-                "role": "assistant",
-                "status": "completed",
-                "content": [text],
-            }
-        )
-    return items
 
 
 class ResponsesAnswer(ChatAnswer):
     def __init__(self, body: ResponsesRequest, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.body = body
+        self.base_id = self.request_id.removeprefix("resp-")
+        self.streamed = OutputItems(self.base_id)
+        self.sequence = 0
+
+    @property
+    def incomplete_reason(self) -> str | None:
+        return INCOMPLETE_REASONS.get(self.choices[0].finish_reason or "")
+
+    def _numbered(self, events: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        for event in events:
+            event["sequence_number"] = self.sequence
+            self.sequence += 1
+        return events
+
+    def start_chunks(self) -> list[dict[str, Any]]:
+        snapshot = self.envelope_of("in_progress", [], None)
+        return self._numbered(
+            [
+                {"type": "response.created", "response": snapshot},
+                {"type": "response.in_progress", "response": snapshot},
+            ]
+        )
+
+    def feed(self, event: GenerationEvent) -> list[dict[str, Any]]:
+        step = self.advance(event)
+        if step is None or not self.stream:
+            return []
+        parsed, ends_now = step
+        events = [e for p in parsed for e in self.streamed.feed(p)]
+        if ends_now:
+            events += self.streamed.close(self._item_status())
+        if self.done:
+            whole = self.response()
+            kind = (
+                "response.incomplete"
+                if self.incomplete_reason
+                else "response.completed"
+            )
+            events.append({"type": kind, "response": whole})
+        return self._numbered(events)
+
+    def _item_status(self) -> str:
+        return "incomplete" if self.incomplete_reason else "completed"
 
     def response(self) -> dict[str, Any]:
-        choice = self.choices[0]
-        reason = INCOMPLETE_REASONS.get(choice.finish_reason or "")
+        output = OutputItems(self.base_id)
+        for event in self.choices[0].parsed:
+            output.feed(event)
+        output.close(self._item_status())
+        reason = self.incomplete_reason
         tally = self.tally
+        usage = {
+            "input_tokens": tally.prompt,
+            "input_tokens_details": {"cached_tokens": tally.cached},
+            "output_tokens": tally.completion,
+            "output_tokens_details": {"reasoning_tokens": tally.reasoning},
+            "total_tokens": tally.prompt + tally.completion,
+        }
+        status = "incomplete" if reason else "completed"
+        whole = self.envelope_of(status, output.items, usage)
+        whole["incomplete_details"] = {"reason": reason} if reason else None
+        return whole
+
+    def envelope_of(
+        self, status: str, output: list[dict[str, Any]], usage: dict[str, Any] | None
+    ) -> dict[str, Any]:
+        """The response object around its output: the request's settings echoed."""
         body = self.body
-        item_id = self.request_id.removeprefix("resp-")
+        text_format = body.text.format if body.text else None
         return {
             "id": self.request_id,
             "object": "response",
             "created_at": self.created,
             "model": self.model,
-            "status": "incomplete" if reason else "completed",
-            "incomplete_details": {"reason": reason} if reason else None,
+            "status": status,
+            "incomplete_details": None,
             "error": None,
-            "output": output_items(choice.message(), item_id),
+            "output": output,
             "instructions": body.instructions,
             "tools": [t.model_dump(exclude_none=True) for t in body.tools or []],
             "tool_choice": body.model_dump(mode="json")["tool_choice"] or "auto",
@@ -85,20 +106,14 @@ class ResponsesAnswer(ChatAnswer):
             "max_output_tokens": body.max_output_tokens,
             "temperature": body.temperature,
             "top_p": body.top_p,
-            "text": {"format": {"type": "text"}}
-            if body.text is None or body.text.format is None
-            else {
-                "format": body.text.format.model_dump(by_alias=True, exclude_none=True)
+            "text": {
+                "format": text_format.model_dump(by_alias=True, exclude_none=True)
+                if text_format
+                else {"type": "text"}
             },
             "metadata": body.metadata or {},
             "user": body.user,
             "store": body.store is not False,
             "previous_response_id": None,
-            "usage": {
-                "input_tokens": tally.prompt,
-                "input_tokens_details": {"cached_tokens": tally.cached},
-                "output_tokens": tally.completion,
-                "output_tokens_details": {"reasoning_tokens": tally.reasoning},
-                "total_tokens": tally.prompt + tally.completion,
-            },
+            "usage": usage,
         }

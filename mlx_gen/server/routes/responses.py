@@ -38,6 +38,7 @@ async def create_response(request: Request) -> Response:
         decoder_for(served.tokenizer),
         partial(served.engine.abort, request_id),
         None,
+        stream=bool(body.stream),
         one_call=body.parallel_tool_calls is False,
     )
     events = submit(

@@ -124,7 +124,7 @@ class ResponsesRequest(Strict):
     text: TextOptions | None = None
     metadata: dict[str, str] | None = Field(None, max_length=MAX_METADATA)
     user: str | None = Field(None, max_length=256)
-    stream: Literal[False] | None = None
+    stream: bool | None = None
     store: bool | None = None
 
     def messages(self) -> list[dict[str, Any]]:

@@ -191,3 +191,63 @@ def test_errors_arrive_as_sdk_exceptions(client):
     with pytest.raises(openai.BadRequestError) as too_long:
         client.responses.create(model=MODEL, input="Hi", max_output_tokens=5000)
     assert too_long.value.code == "context_length_exceeded"
+
+
+def without_ids(response) -> dict:
+    """A response's content: its ids and time differ from request to request."""
+    data = response.model_dump(exclude={"id", "created_at"})
+    # The repeated prompt is found in the prefix cache the second time.
+    data["usage"].pop("input_tokens_details")
+    for item in data["output"]:
+        item.pop("id")
+        item.pop("parsed_arguments", None)  # the stream helper's own field
+        assert item.pop("call_id", "call") != ""
+        for part in item.get("content") or []:
+            part.pop("parsed", None)  # the stream helper's own field
+    return data
+
+
+@pytest.mark.parametrize("forced", [THINK_THEN_ANSWER, TOOL_CALL])
+def test_streamed_response_equals_the_whole_one(client, script, tiny_tokenizer, forced):
+    script.ids = script_ids(tiny_tokenizer, forced)
+    args = dict(model=MODEL, input=ASK, tools=[RESPONSES_TOOL], max_output_tokens=64)
+    whole = client.responses.create(**args)
+    with client.responses.stream(**args) as stream:
+        events = list(stream)
+        streamed = stream.get_final_response()
+    assert without_ids(streamed) == without_ids(whole)
+    kinds = [e.type for e in events]
+    assert kinds[:2] == ["response.created", "response.in_progress"]
+    assert kinds[-1] == "response.completed"
+    assert [e.sequence_number for e in events] == list(range(len(events)))
+    assert kinds.count("response.output_item.added") == len(whole.output)
+    assert kinds.count("response.output_item.done") == len(whole.output)
+    deltas = {"reasoning": "", "message": "", "function_call": ""}
+    kind_of = {
+        "response.reasoning_text.delta": "reasoning",
+        "response.output_text.delta": "message",
+        "response.function_call_arguments.delta": "function_call",
+    }
+    for event in events:
+        if event.type in kind_of:
+            deltas[kind_of[event.type]] += event.delta
+    for item in whole.output:
+        if item.type == "function_call":
+            assert deltas["function_call"] == item.arguments
+        else:
+            assert deltas[item.type] == item.content[0].text
+
+
+def test_a_stream_cut_short_ends_incomplete(client, script, tiny_tokenizer):
+    script.ids = script_ids(tiny_tokenizer, THINK_THEN_ANSWER)
+    # Cut inside the reasoning: the open reasoning item ends incomplete.
+    budget = len(script_ids(tiny_tokenizer, "<|channel|>analysis<|message|>think"))
+    with client.responses.stream(
+        model=MODEL, input="Hi", max_output_tokens=budget
+    ) as s:
+        events = list(s)
+    assert events[-1].type == "response.incomplete"
+    final = events[-1].response
+    assert final.status == "incomplete"
+    assert final.incomplete_details.reason == "max_output_tokens"
+    assert final.output[0].status == "incomplete"
