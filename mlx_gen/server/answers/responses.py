@@ -3,6 +3,7 @@ whole or as the Responses stream events (each with its `sequence_number`)."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from mlx_gen.engine.types import GenerationEvent
@@ -13,10 +14,17 @@ from mlx_gen.server.schemas.responses import ResponsesRequest
 INCOMPLETE_REASONS = {"length": "max_output_tokens"}
 
 
+# Keeps a finished response with its assistant message (for continuations).
+Keeper = Callable[[dict[str, Any], dict[str, Any]], None]
+
+
 class ResponsesAnswer(ChatAnswer):
-    def __init__(self, body: ResponsesRequest, *args: Any, **kwargs: Any) -> None:
+    def __init__(
+        self, body: ResponsesRequest, keep: Keeper | None, *args: Any, **kwargs: Any
+    ) -> None:
         super().__init__(*args, **kwargs)
         self.body = body
+        self.keep = keep
         self.base_id = self.request_id.removeprefix("resp-")
         self.streamed = OutputItems(self.base_id)
         self.sequence = 0
@@ -78,6 +86,11 @@ class ResponsesAnswer(ChatAnswer):
         status = "incomplete" if reason else "completed"
         whole = self.envelope_of(status, output.items, usage)
         whole["incomplete_details"] = {"reason": reason} if reason else None
+        if self.keep is not None and self.done and self.failure is None:
+            message = self.choices[0].message()
+            message.pop("reasoning_content")
+            self.keep(whole, {k: v for k, v in message.items() if v is not None})
+            self.keep = None
         return whole
 
     def envelope_of(
@@ -114,6 +127,6 @@ class ResponsesAnswer(ChatAnswer):
             "metadata": body.metadata or {},
             "user": body.user,
             "store": body.store is not False,
-            "previous_response_id": None,
+            "previous_response_id": body.previous_response_id,
             "usage": usage,
         }

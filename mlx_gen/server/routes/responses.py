@@ -1,36 +1,74 @@
-"""POST /v1/responses: rendered, constrained, admitted and answered through
-the chat path (the request stands for a chat request, schemas/responses.py)."""
+"""/v1/responses: created through the chat path (the request stands for a
+chat request, schemas/responses.py), kept in the app's response store."""
 
 from __future__ import annotations
 
 from functools import partial
+from typing import Any
 
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
-from starlette.responses import Response
+from starlette.responses import JSONResponse, Response
 
 from mlx_gen.engine.detokenizer import decoder_for
 from mlx_gen.server.answers.base import new_id
 from mlx_gen.server.answers.deliver import respond
 from mlx_gen.server.answers.responses import ResponsesAnswer
+from mlx_gen.server.context import info_of
+from mlx_gen.server.errors import APIError
 from mlx_gen.server.generate import admit, read_generation, submit
+from mlx_gen.server.response_store import StoredResponse
 from mlx_gen.server.routes.chat_completions import render_chat
 from mlx_gen.server.schemas.responses import ResponsesRequest
+from mlx_gen.server.state import state_of
 from mlx_gen.server.structured import chat_constraint
+
+
+def not_found(response_id: str, param: str | None = None) -> APIError:
+    return APIError(
+        404,
+        f"No response found with id '{response_id}'.",
+        param=param,
+        code="response_not_found",
+    )
+
+
+def stored(
+    request: Request, response_id: str, param: str | None = None
+) -> StoredResponse:
+    """The caller's own stored response (another key's is not found)."""
+    state = state_of(request)
+    entry = state.responses.get(info_of(request.scope).key_id, response_id)
+    if entry is None:
+        raise not_found(response_id, param)
+    return entry
 
 
 async def create_response(request: Request) -> Response:
     state, body = await read_generation(request, ResponsesRequest)
     served = state.served
-    chat = body.to_chat()
+    history: list[dict[str, Any]] = []
+    if body.previous_response_id is not None:
+        history = stored(
+            request, body.previous_response_id, "previous_response_id"
+        ).history
+    chat = body.to_chat(history)
     prompt = await run_in_threadpool(render_chat, state, chat)
     constraint = await chat_constraint(state, chat)
     n_prompt = len(prompt.token_ids)
     stop_ids = served.chat_format.stop_token_ids
     sampling, reservation = admit(request, chat, n_prompt, stop_ids, engine_stops=[])
     request_id = new_id("resp")
+    key_id = info_of(request.scope).key_id
+
+    def keep(response: dict[str, Any], message: dict[str, Any]) -> None:
+        turn = history + body.input_messages() + [message]
+        entry = StoredResponse(response, body.input_items(), turn)
+        state.responses.put(key_id, entry)
+
     answer = ResponsesAnswer(
         body,
+        keep if body.store is not False else None,
         request_id,
         served.name,
         1,
@@ -51,3 +89,33 @@ async def create_response(request: Request) -> Response:
         constraint,
     )
     return await respond(request, state, answer, events, reservation, n_prompt)
+
+
+async def get_response(request: Request) -> Response:
+    return JSONResponse(stored(request, request.path_params["response_id"]).response)
+
+
+async def delete_response(request: Request) -> Response:
+    response_id = request.path_params["response_id"]
+    state = state_of(request)
+    if not state.responses.delete(info_of(request.scope).key_id, response_id):
+        raise not_found(response_id)
+    return JSONResponse({"id": response_id, "object": "response", "deleted": True})
+
+
+async def list_input_items(request: Request) -> Response:
+    response_id = request.path_params["response_id"]
+    entry = stored(request, response_id)
+    items = [
+        {"id": f"in_{response_id.removeprefix('resp-')}_{i}"} | item
+        for i, item in enumerate(entry.input_items)
+    ]
+    return JSONResponse(
+        {
+            "object": "list",
+            "data": items,
+            "first_id": items[0]["id"] if items else None,
+            "last_id": items[-1]["id"] if items else None,
+            "has_more": False,
+        }
+    )

@@ -126,9 +126,10 @@ class ResponsesRequest(Strict):
     user: str | None = Field(None, max_length=256)
     stream: bool | None = None
     store: bool | None = None
+    previous_response_id: Name | None = None
 
-    def messages(self) -> list[dict[str, Any]]:
-        """The input as chat messages: a `reasoning` item goes with the
+    def input_messages(self) -> list[dict[str, Any]]:
+        """The input items as chat messages: a `reasoning` item goes with the
         assistant turn that follows it, consecutive function calls of one
         turn share one assistant message."""
         items = (
@@ -137,8 +138,6 @@ class ResponsesRequest(Strict):
             else self.input
         )
         out: list[dict[str, Any]] = []
-        if self.instructions:
-            out.append({"role": "developer", "content": self.instructions})
         reasoning: str | None = None
         for item in items:
             if isinstance(item, ReasoningItem):
@@ -169,6 +168,22 @@ class ResponsesRequest(Strict):
                 reasoning = None
         return out
 
+    def instruction_messages(self) -> list[dict[str, Any]]:
+        if not self.instructions:
+            return []
+        return [{"role": "developer", "content": self.instructions}]
+
+    def input_items(self) -> list[dict[str, Any]]:
+        if isinstance(self.input, str):
+            text = [{"type": "input_text", "text": self.input}]
+            return [{"type": "message", "role": "user", "content": text}]
+        return [
+            {"type": "message"} | item.model_dump(exclude_none=True)
+            if isinstance(item, MessageItem)
+            else item.model_dump(exclude_none=True)
+            for item in self.input
+        ]
+
     def response_format(self) -> dict[str, Any] | None:
         fmt = self.text.format if self.text else None
         if fmt is None or fmt.type == "text":
@@ -182,14 +197,15 @@ class ResponsesRequest(Strict):
             spec["strict"] = fmt.strict
         return {"type": "json_schema", "json_schema": spec}
 
-    def to_chat(self) -> ChatCompletionRequest:
-        """The chat request this one stands for (its errors: a 400 as usual)."""
+    def to_chat(self, history: list[dict[str, Any]]) -> ChatCompletionRequest:
+        """The chat request this one stands for, after the `history` of the
+        response it continues (its errors: a 400 as usual)."""
         choice: Any = self.tool_choice
         if isinstance(choice, NamedFunctionChoice):
             choice = {"type": "function", "function": {"name": choice.name}}
         fields = {
             "model": self.model,
-            "messages": self.messages(),
+            "messages": self.instruction_messages() + history + self.input_messages(),
             "tools": [
                 {
                     "type": "function",
