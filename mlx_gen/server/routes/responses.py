@@ -6,22 +6,19 @@ from __future__ import annotations
 from functools import partial
 from typing import Any
 
-from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from mlx_gen.engine.detokenizer import decoder_for
-from mlx_gen.server.answers.base import new_id
-from mlx_gen.server.answers.deliver import respond
+from mlx_gen.server.answers.chat import ChatAnswer
 from mlx_gen.server.answers.responses import ResponsesAnswer
 from mlx_gen.server.context import info_of
 from mlx_gen.server.errors import APIError
-from mlx_gen.server.generate import admit, read_generation, submit
+from mlx_gen.server.generate import read_generation
 from mlx_gen.server.response_store import StoredResponse
-from mlx_gen.server.routes.chat_completions import render_chat
+from mlx_gen.server.routes.chat_completions import answer_chat
 from mlx_gen.server.schemas.responses import ResponsesRequest
 from mlx_gen.server.state import state_of
-from mlx_gen.server.structured import chat_constraint
 
 
 def not_found(response_id: str, param: str | None = None) -> APIError:
@@ -53,12 +50,6 @@ async def create_response(request: Request) -> Response:
             request, body.previous_response_id, "previous_response_id"
         ).history
     chat = body.to_chat(history)
-    prompt = await run_in_threadpool(render_chat, state, chat)
-    constraint = await chat_constraint(state, chat)
-    n_prompt = len(prompt.token_ids)
-    stop_ids = served.chat_format.stop_token_ids
-    sampling, reservation = admit(request, chat, n_prompt, stop_ids, engine_stops=[])
-    request_id = new_id("resp")
     key_id = info_of(request.scope).key_id
 
     def keep(response: dict[str, Any], message: dict[str, Any]) -> None:
@@ -66,29 +57,22 @@ async def create_response(request: Request) -> Response:
         entry = StoredResponse(response, body.input_items(), turn)
         state.responses.put(key_id, entry)
 
-    answer = ResponsesAnswer(
-        body,
-        keep if body.store is not False else None,
-        request_id,
-        served.name,
-        1,
-        served.chat_format.parser,
-        decoder_for(served.tokenizer),
-        partial(served.engine.abort, request_id),
-        None,
-        stream=bool(body.stream),
-        one_call=body.parallel_tool_calls is False,
-    )
-    events = submit(
-        served,
-        prompt.token_ids,
-        sampling,
-        request_id,
-        reservation,
-        body.user,
-        constraint,
-    )
-    return await respond(request, state, answer, events, reservation, n_prompt)
+    def make_answer(request_id: str, n: int) -> ChatAnswer:
+        return ResponsesAnswer(
+            body,
+            keep if body.store is not False else None,
+            request_id,
+            served.name,
+            n,
+            served.chat_format.parser,
+            decoder_for(served.tokenizer),
+            partial(served.engine.abort, request_id),
+            None,
+            stream=bool(body.stream),
+            one_call=body.parallel_tool_calls is False,
+        )
+
+    return await answer_chat(request, state, chat, "resp", make_answer)
 
 
 async def get_response(request: Request) -> Response:

@@ -16,6 +16,22 @@ RESPONSES_TOOL = {"type": "function", **WEATHER_TOOL["function"]}
 ASK = "Weather in Paris?"
 
 
+def tool_loop_history(call, result: str) -> list[dict]:
+    """The chat messages of a tool loop: the question, the call, its result."""
+    function = {"name": call.name, "arguments": call.arguments}
+    return [
+        {"role": "user", "content": ASK},
+        {
+            "role": "assistant",
+            "reasoning": "need weather",
+            "tool_calls": [
+                {"id": call.call_id, "type": "function", "function": function}
+            ],
+        },
+        {"role": "tool", "tool_call_id": call.call_id, "content": result},
+    ]
+
+
 def test_reasoning_then_message(client, script, tiny_tokenizer):
     script.ids = script_ids(tiny_tokenizer, THINK_THEN_ANSWER)
     reply = client.responses.create(
@@ -101,21 +117,7 @@ def test_tool_loop_without_stored_state(server, client, script, tiny_tokenizer):
         max_output_tokens=64,
     )
     assert second.output_text == "Hello there"
-    chat_history = [
-        {"role": "user", "content": ASK},
-        {
-            "role": "assistant",
-            "reasoning": "need weather",
-            "tool_calls": [
-                {
-                    "id": call.call_id,
-                    "type": "function",
-                    "function": {"name": call.name, "arguments": call.arguments},
-                }
-            ],
-        },
-        {"role": "tool", "tool_call_id": call.call_id, "content": '{"temp": 21}'},
-    ]
+    chat_history = tool_loop_history(call, '{"temp": 21}')
     chat = {"model": MODEL, "messages": chat_history, "tools": [WEATHER_TOOL]}
     count = httpx.post(server.url("/tokenize"), json=chat).json()["count"]
     assert second.usage.input_tokens == count

@@ -10,7 +10,7 @@ import pytest
 from ..conftest import MODEL
 from ..helpers import script_ids
 from .test_chat_completions import THINK_THEN_ANSWER, TOOL_CALL, WEATHER_TOOL
-from .test_responses import ASK, RESPONSES_TOOL
+from .test_responses import ASK, RESPONSES_TOOL, tool_loop_history
 
 
 def sdk(server, key: str = "none") -> openai.OpenAI:
@@ -37,21 +37,7 @@ def test_tool_loop_through_previous_response_id(server, client, script, tiny_tok
     assert second.output_text == "Hello there"
     assert second.previous_response_id == first.id
     # The same conversation as the chat route renders it.
-    history = [
-        {"role": "user", "content": ASK},
-        {
-            "role": "assistant",
-            "reasoning": "need weather",
-            "tool_calls": [
-                {
-                    "id": call.call_id,
-                    "type": "function",
-                    "function": {"name": call.name, "arguments": call.arguments},
-                }
-            ],
-        },
-        {"role": "tool", "tool_call_id": call.call_id, "content": "21"},
-    ]
+    history = tool_loop_history(call, "21")
     chat = {"model": MODEL, "messages": history, "tools": [WEATHER_TOOL]}
     count = httpx.post(server.url("/tokenize"), json=chat).json()["count"]
     assert second.usage.input_tokens == count
