@@ -253,3 +253,23 @@ def test_a_stream_cut_short_ends_incomplete(client, script, tiny_tokenizer):
     assert final.status == "incomplete"
     assert final.incomplete_details.reason == "max_output_tokens"
     assert final.output[0].status == "incomplete"
+
+
+def test_text_format_json_schema_shapes_the_message(client):
+    schema = {
+        "type": "object",
+        "properties": {"mode": {"enum": ["a", "b"]}},
+        "required": ["mode"],
+        "additionalProperties": False,
+    }
+    text = {"format": {"type": "json_schema", "name": "m", "schema": schema}}
+    reply = client.responses.create(
+        model=MODEL,
+        input="Hi",
+        text=text,
+        max_output_tokens=60,
+        extra_body={"max_reasoning_tokens": 2, "seed": 1},
+    )
+    assert reply.status == "completed"
+    assert json.loads(reply.output_text)["mode"] in ("a", "b")
+    assert reply.text.format.type == "json_schema"
