@@ -66,6 +66,14 @@ class ResponsesAnswer(ChatAnswer):
             events.append({"type": kind, "response": whole})
         return self._numbered(events)
 
+    def failure_chunks(self) -> list[dict[str, Any]]:
+        """`response.failed`, its error in the response (as OpenAI's stream)."""
+        assert self.failure is not None
+        failed = self.envelope_of("failed", self.streamed.items, None)
+        error = self.failure.body()["error"]
+        failed["error"] = {"code": error["code"], "message": error["message"]}
+        return self._numbered([{"type": "response.failed", "response": failed}])
+
     def _item_status(self) -> str:
         return "incomplete" if self.incomplete_reason else "completed"
 

@@ -273,3 +273,16 @@ def test_text_format_json_schema_shapes_the_message(client):
     assert reply.status == "completed"
     assert json.loads(reply.output_text)["mode"] in ("a", "b")
     assert reply.text.format.type == "json_schema"
+
+
+def test_a_generation_failing_mid_stream_ends_failed(client, script, tiny_tokenizer):
+    script.ids = script_ids(tiny_tokenizer, THINK_THEN_ANSWER)
+    script.fail_after = 3
+    with client.responses.stream(model=MODEL, input="Hi", max_output_tokens=50) as s:
+        events = list(s)
+    assert events[-1].type == "response.failed"
+    failed = events[-1].response
+    assert failed.status == "failed"
+    assert failed.error.code == "engine_error"
+    assert "Generation failed" in failed.error.message
+    assert [e.sequence_number for e in events] == list(range(len(events)))
