@@ -60,6 +60,9 @@ class Settings(BaseSettings):
     # Request bounds.
     max_body_bytes: int = Field(default=8 * 1024 * 1024, ge=1024)
     max_messages: int = Field(default=2048, ge=1)
+    # Stored Responses (per API key, least recently used evicted first).
+    responses_store_size: int = Field(default=1024, ge=0)
+    responses_store_max_age: float = Field(default=3600.0, gt=0)
     max_tokens_default: int = Field(default=2048, ge=1)
 
     # Engine.

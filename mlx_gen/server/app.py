@@ -22,10 +22,17 @@ from mlx_gen.server.middleware.cors import OpenAICORSMiddleware
 from mlx_gen.server.middleware.drain import DrainGate
 from mlx_gen.server.rate_limits import RateLimiter
 from mlx_gen.server.readiness import warm_up
+from mlx_gen.server.response_store import ResponseStore
 from mlx_gen.server.routes.chat_completions import chat_completions
 from mlx_gen.server.routes.completions import completions
 from mlx_gen.server.routes.health import health, metrics, ready
 from mlx_gen.server.routes.models import get_model, list_models
+from mlx_gen.server.routes.responses import (
+    create_response,
+    delete_response,
+    get_response,
+    list_input_items,
+)
 from mlx_gen.server.routes.tokenize import detokenize, tokenize
 from mlx_gen.server.served import ServedModel
 from mlx_gen.server.state import AppState
@@ -34,6 +41,10 @@ from mlx_gen.settings import Settings
 ROUTES = [
     Route("/v1/chat/completions", chat_completions, methods=["POST"]),
     Route("/v1/completions", completions, methods=["POST"]),
+    Route("/v1/responses", create_response, methods=["POST"]),
+    Route("/v1/responses/{response_id}", get_response, methods=["GET"]),
+    Route("/v1/responses/{response_id}", delete_response, methods=["DELETE"]),
+    Route("/v1/responses/{response_id}/input_items", list_input_items, methods=["GET"]),
     Route("/v1/models", list_models, methods=["GET"]),
     Route("/v1/models/{model_id:path}", get_model, methods=["GET"]),
     Route("/tokenize", tokenize, methods=["POST"]),
@@ -58,6 +69,9 @@ def create_app(
         metrics=Metrics(),
         limiter=RateLimiter(settings.rate_limit_rpm, settings.rate_limit_tpm),
         keys=KeyRing(settings.all_api_keys()),
+        responses=ResponseStore(
+            settings.responses_store_size, settings.responses_store_max_age
+        ),
     )
 
     @contextlib.asynccontextmanager

@@ -9,6 +9,7 @@ from starlette.requests import Request
 from mlx_gen.server.metrics import Metrics
 from mlx_gen.server.middleware.auth import KeyRing
 from mlx_gen.server.rate_limits import RateLimiter
+from mlx_gen.server.response_store import ResponseStore
 from mlx_gen.server.served import ServedModel
 from mlx_gen.settings import Settings
 
@@ -20,6 +21,7 @@ class AppState:
     metrics: Metrics
     limiter: RateLimiter
     keys: KeyRing
+    responses: ResponseStore
     warmed: bool = False  # one generation went through the engine
     draining: bool = False  # shutting down: no new work
     warmup_error: str | None = None

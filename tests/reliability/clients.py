@@ -15,6 +15,7 @@ import httpx
 from .server_process import MODEL
 
 CHAT = "/v1/chat/completions"
+RESPONSES = "/v1/responses"
 ERROR_FIELDS = {"message", "type", "param", "code"}
 
 

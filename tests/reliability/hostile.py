@@ -6,7 +6,7 @@ from typing import Any
 
 from hypothesis import strategies as st
 
-from .clients import CHAT, chat_body
+from .clients import CHAT, RESPONSES, chat_body
 from .server_process import MODEL
 
 SPECIAL = ["<|start|>", "<|channel|>", "<|message|>", "<|end|>", "<|return|>",
@@ -21,8 +21,14 @@ VALID = {
     "/v1/completions": {"model": MODEL, "prompt": "Hi", "max_tokens": 2},
     "/tokenize": {"model": MODEL, "prompt": "Hi"},
     "/detokenize": {"model": MODEL, "tokens": [1, 2, 3]},
+    RESPONSES: {"model": MODEL, "input": "Hi", "max_output_tokens": 2},
 }
-TEXT_FIELD = {CHAT: "messages", "/v1/completions": "prompt", "/tokenize": "prompt"}
+TEXT_FIELD = {
+    CHAT: "messages",
+    "/v1/completions": "prompt",
+    "/tokenize": "prompt",
+    RESPONSES: "input",
+}
 
 # Wrong types, edges, huge and negative values. No valid max_tokens near the
 # context size: a request that really generates 4000 tokens only costs time.
@@ -124,6 +130,16 @@ hostile_fields = {
     "user": st.one_of(texts, junk),
     "response_format": junk,
     "unknown_field": junk,
+    # /v1/responses' own fields.
+    "input": st.one_of(texts, messages, junk),
+    "instructions": st.one_of(texts, junk),
+    "max_output_tokens": edges,
+    "previous_response_id": st.one_of(texts, junk),
+    "text": junk,
+    "tool_choice": junk,
+    "reasoning": junk,
+    "metadata": junk,
+    "store": junk,
 }
 field_values = st.sampled_from(sorted(hostile_fields)).flatmap(
     lambda name: hostile_fields[name].map(lambda value: (name, value))

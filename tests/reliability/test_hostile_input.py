@@ -11,7 +11,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from .clients import CHAT, Outcome, chat_body, is_openai_error, read_frame
+from .clients import CHAT, RESPONSES, Outcome, chat_body, is_openai_error, read_frame
 from .conftest import Launch
 from .hostile import (
     SPECIAL,
@@ -33,7 +33,7 @@ from .server_process import MODEL
 
 KEY = "hostile-input-key-0123456789"
 AUTH = {"authorization": f"Bearer {KEY}", "content-type": "application/json"}
-ENDPOINTS = [CHAT, "/v1/completions", "/tokenize", "/detokenize"]
+ENDPOINTS = [CHAT, "/v1/completions", "/tokenize", "/detokenize", RESPONSES]
 # In CI the same examples every run; locally new ones each time.
 HOSTILE = settings(
     max_examples=150,
@@ -103,7 +103,7 @@ def test_hostile_text_gets_an_answer_or_an_openai_error(
     server, client, path, text, stop
 ):
     body = with_text(path, text)
-    if path != "/tokenize":
+    if path not in ("/tokenize", RESPONSES):  # neither takes stop strings
         body["stop"] = stop
     check(server, send(client, path, encode(body)))
 

@@ -131,6 +131,11 @@ class AnswerBase:
     def usage_chunk(self) -> dict[str, Any]:
         return self.chunk([]) | {"usage": self.tally.as_dict()}
 
+    def failure_chunks(self) -> list[dict[str, Any]]:
+        """What a stream sends when its generation failed after the 200."""
+        assert self.failure is not None
+        return [self.failure.body()]
+
     def finish(
         self, event: GenerationEvent, reasoning: int = 0, check: bool = True
     ) -> bool:

@@ -215,25 +215,34 @@ class ChatAnswer(AnswerBase):
         role = {"role": "assistant", "content": ""}
         return self.chunks([self._choice(i, dict(role)) for i in range(self.n)])
 
-    def feed(self, event: GenerationEvent) -> list[dict[str, Any]]:
-        """The chunks of one engine event when streamed (none once the answer
-        failed); otherwise only what the whole response needs is kept."""
+    def advance(self, event: GenerationEvent) -> tuple[list[ParsedEvent], bool] | None:
+        """Feed one engine event to its choice: the parsed events and whether
+        the choice ended with them; None once the answer failed."""
         choice = self.choices[event.index]
         self.generated += len(event.token_ids)
         was_open = choice.finish_reason is None
         parsed = choice.feed(event)
-        entries = None
-        if was_open and self.top_logprobs is not None and event.logprobs:
-            entries = chat_logprobs(event.logprobs, self.decoder, self.top_logprobs)
-            self.logprobs[event.index] += entries
         ends_now = was_open and choice.finish_reason is not None
         if event.finish_reason is None:
             if ends_now:
                 self.end_choice(event.index)
         elif not self.finish(event, choice.reasoning_tokens, check=was_open):
+            return None
+        return parsed, ends_now
+
+    def feed(self, event: GenerationEvent) -> list[dict[str, Any]]:
+        """The chunks of one engine event when streamed (none once the answer
+        failed); otherwise only what the whole response needs is kept."""
+        choice = self.choices[event.index]
+        was_open = choice.finish_reason is None
+        step = self.advance(event)
+        entries = None
+        if was_open and self.top_logprobs is not None and event.logprobs:
+            entries = chat_logprobs(event.logprobs, self.decoder, self.top_logprobs)
+            self.logprobs[event.index] += entries
+        if step is None or not self.stream:
             return []
-        if not self.stream:
-            return []
+        parsed, ends_now = step
         pieces = [self._choice(event.index, d) for d in merge_deltas(parsed)]
         if entries is not None:
             if not pieces:

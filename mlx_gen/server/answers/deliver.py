@@ -51,6 +51,8 @@ class Answer(Protocol):
 
     def usage_chunk(self) -> dict[str, Any]: ...
 
+    def failure_chunks(self) -> list[dict[str, Any]]: ...
+
     def response(self) -> dict[str, Any]: ...
 
 
@@ -121,7 +123,8 @@ async def _frames(
             if answer.failure is not None:
                 break
         if answer.failure is not None:
-            yield encode(answer.failure.body())
+            for chunk in answer.failure_chunks():
+                yield encode(chunk)
         elif answer.include_usage:
             yield encode(answer.usage_chunk())
         yield "[DONE]"

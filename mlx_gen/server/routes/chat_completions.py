@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from functools import partial
 
 from starlette.concurrency import run_in_threadpool
@@ -42,8 +43,15 @@ def render_chat(
         raise bad_request(f"Invalid conversation: {exc}", "messages") from None
 
 
-async def chat_completions(request: Request) -> Response:
-    state, body = await read_generation(request, ChatCompletionRequest)
+async def answer_chat(
+    request: Request,
+    state: AppState,
+    body: ChatCompletionRequest,
+    id_prefix: str,
+    make_answer: Callable[[str, int], ChatAnswer],
+) -> Response:
+    """Render, constrain, admit and generate a chat request; `make_answer`
+    builds the answer from the request id and the number of choices."""
     served = state.served
     # Rendering tokenizes the whole conversation: off the event loop.
     prompt = await run_in_threadpool(render_chat, state, body)
@@ -53,20 +61,8 @@ async def chat_completions(request: Request) -> Response:
     # the format's headers and reasoning that the engine sees.
     stop_ids = served.chat_format.stop_token_ids
     sampling, reservation = admit(request, body, n_prompt, stop_ids, engine_stops=[])
-    request_id = new_id("chatcmpl")
-    answer = ChatAnswer(
-        request_id,
-        served.name,
-        sampling.n,
-        served.chat_format.parser,
-        decoder_for(served.tokenizer),
-        partial(served.engine.abort, request_id),
-        body.top_logprobs_asked,
-        stream=bool(body.stream),
-        include_usage=body.include_usage,
-        stops=list(body.stop or []),
-        one_call=body.parallel_tool_calls is False,
-    )
+    request_id = new_id(id_prefix)
+    answer = make_answer(request_id, sampling.n)
     events = submit(
         served,
         prompt.token_ids,
@@ -77,3 +73,25 @@ async def chat_completions(request: Request) -> Response:
         constraint,
     )
     return await respond(request, state, answer, events, reservation, n_prompt)
+
+
+async def chat_completions(request: Request) -> Response:
+    state, body = await read_generation(request, ChatCompletionRequest)
+    served = state.served
+
+    def make_answer(request_id: str, n: int) -> ChatAnswer:
+        return ChatAnswer(
+            request_id,
+            served.name,
+            n,
+            served.chat_format.parser,
+            decoder_for(served.tokenizer),
+            partial(served.engine.abort, request_id),
+            body.top_logprobs_asked,
+            stream=bool(body.stream),
+            include_usage=body.include_usage,
+            stops=list(body.stop or []),
+            one_call=body.parallel_tool_calls is False,
+        )
+
+    return await answer_chat(request, state, body, "chatcmpl", make_answer)

@@ -1,0 +1,58 @@
+"""/v1/responses under the same rate limits, metrics and slot discipline as chat."""
+
+from __future__ import annotations
+
+import httpx
+import openai
+import pytest
+from polling import wait_until
+
+from ..conftest import MODEL
+from ..helpers import script_ids
+from ..test_metrics import samples, value
+
+ROUTE = "/v1/responses"
+
+
+def test_rate_limited_like_chat(make_server):
+    server = make_server(rate_limit_rpm=1)
+    client = openai.OpenAI(base_url=server.url("/v1"), api_key="x", max_retries=0)
+    client.responses.create(model=MODEL, input="Hi", max_output_tokens=2)
+    with pytest.raises(openai.RateLimitError) as limited:
+        client.responses.create(model=MODEL, input="Hi", max_output_tokens=2)
+    assert limited.value.code == "rate_limit_exceeded"
+    assert limited.value.response.headers["retry-after"]
+
+
+def test_metrics_are_labelled_by_the_route(make_server):
+    server = make_server()
+    client = openai.OpenAI(base_url=server.url("/v1"), api_key="x", max_retries=0)
+    made = client.responses.create(model=MODEL, input="Hi", max_output_tokens=2)
+    client.responses.retrieve(made.id)
+
+    def counted() -> dict | None:
+        # A request is counted after its last byte went out: soon, not at once.
+        found = samples(server)
+        by_id = ROUTE + "/{response_id}"
+        counts = [
+            value(found, "mlx_gen_requests_total", endpoint=route, status="200")
+            for route in (ROUTE, by_id)
+        ]
+        return found if counts == [1, 1] else None
+
+    found = wait_until(counted, 5)
+    assert found is not None, samples(server)
+
+
+def test_a_client_leaving_a_stream_frees_its_row(
+    server, engine, script, tiny_tokenizer
+):
+    script.ids = script_ids(tiny_tokenizer, "<|channel|>final<|message|>" + "la" * 8)
+    generated_before = engine.stats().generated_tokens_total
+    body = {"model": MODEL, "input": "Hi", "max_output_tokens": 3000, "stream": True}
+    with httpx.stream("POST", server.url(ROUTE), json=body) as r:
+        for i, _ in enumerate(r.iter_lines()):
+            if i == 8:
+                break
+    assert wait_until(lambda: engine.stats().running == 0, timeout=2.0)
+    assert engine.stats().generated_tokens_total - generated_before < 3000
