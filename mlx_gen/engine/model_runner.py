@@ -40,6 +40,9 @@ from mlx_gen.engine import cache_copies
 from mlx_gen.engine.constraints import ConstraintMasks
 from mlx_gen.engine.sampling import BatchSampling, Sampled, make_key, sample
 from mlx_gen.engine.sequence import Sequence
+from mlx_gen.engine.speculation import rollback
+from mlx_gen.engine.speculation.speculator import Speculator
+from mlx_gen.engine.speculation.verify import verify
 from mlx_gen.engine.types import TokenLogprob
 
 R = TypeVar("R")
@@ -88,11 +91,16 @@ class StepOutput:
 
 class ModelRunner:
     def __init__(
-        self, model: nn.Module, vocab_size: int, leader: Leader | None = None
+        self,
+        model: nn.Module,
+        vocab_size: int,
+        leader: Leader | None = None,
+        speculator: Speculator | None = None,
     ) -> None:
         self.model = model
         self.vocab_size = vocab_size
         self.leader = leader
+        self.speculator = speculator
         self._prompts: dict[int, list[Any]] = {}  # prompt caches, by slot
         self._snapshots: dict[int, list[Any]] = {}  # prefix entries, by number
         self._cache: list[Any] | None = None  # the batch's caches
@@ -174,6 +182,18 @@ class ModelRunner:
         """The logits of one decode step, the batch's rows fed `inputs`."""
         return self.model(inputs[:, None], cache=self._cache)[:, -1, :]
 
+    @every_rank
+    def verify(self, tokens: mx.array, width: int) -> mx.array:
+        """The logits (B, width, vocab) of the batch's rows fed `tokens`,
+        `width` per row: a verification step (speculation/)."""
+        rollback.prepare(self._cache)
+        return self.model(tokens.reshape(-1, width), cache=self._cache)
+
+    @every_rank
+    def rollback(self, rejected: list[int]) -> None:
+        """Drop the last `rejected[i]` tokens of row i from the caches."""
+        rollback.rollback(self._cache, rejected)
+
     # Rank 0's rows.
 
     def add(self, seqs: list[Sequence], slot: int, last_token: int, seed: int) -> None:
@@ -216,13 +236,19 @@ class ModelRunner:
 
     def step(self, rows: list[Sequence]) -> StepOutput:
         """Launch the next step of the batch, whose rows are `rows`; return
-        the tokens of the previous one."""
+        the tokens of the previous one. A speculative step is not pipelined:
+        its proposals need every token before them, so it returns its own."""
         if self._sampling is None:
             self._sampling = BatchSampling.build(
                 [s.params for s in rows],
                 self.vocab_size,
                 processors=any(s.processors for s in rows),
             )
+        if self.speculator is not None and self.speculator.active(rows):
+            if self._launched is None:
+                return self._speculate(rows)
+            previous, self._launched = self._launched, None
+            return StepOutput(tokens=self._read(previous))
         inputs = self._inputs
         logits = self.forward(inputs)
         if logits.dtype != mx.float32:
@@ -241,6 +267,31 @@ class ModelRunner:
         self._launched = _Launch(tuple(rows), out)
         if previous is not None:
             output.tokens = self._read(previous)
+        return output
+
+    def _speculate(self, rows: list[Sequence]) -> StepOutput:
+        drafts = self.speculator.propose(rows)
+        width = 1 + max(len(d) for d in drafts)
+        last = self._inputs.tolist()
+        fed = [[t, *d, *[t] * (width - 1 - len(d))] for t, d in zip(last, drafts)]
+        logits = self.verify(mx.array(fed, dtype=mx.uint32).reshape(-1), width)
+        logits = logits.astype(mx.float32)
+        output = StepOutput()
+        if self._sampling.processors:  # their rows propose nothing: position 0
+            first = self._process(rows, logits[:, 0], self._inputs, [], output.failed)
+            logits = mx.concatenate([first[:, None], logits[:, 1:]], axis=1)
+        params = [s.params for s in rows]
+        verified = verify(logits, self._keys, self._sampling, drafts, params)
+        rejected = [width - 1 - a for a in verified.accepted]
+        if any(rejected):
+            self.rollback(rejected)
+        self._inputs, self._keys = verified.next_inputs, verified.next_keys
+        self.speculator.record(rows, drafts, verified.accepted)
+        output.tokens = [
+            (seq, token, logprob)
+            for seq, kept in zip(rows, verified.tokens, strict=True)
+            for token, logprob in kept
+        ]
         return output
 
     @staticmethod

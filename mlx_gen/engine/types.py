@@ -52,6 +52,9 @@ class GenerationRequest:
     logits_processors: list[LogitsProcessor] = field(default_factory=list)
     # A compiled grammar (engine/constraints.py Constraint) the output follows.
     constraint: Any = None
+    # False: this request never speculates (engine/speculation/), even when
+    # the engine does.
+    speculative: bool = True
 
 
 @dataclass

@@ -1,0 +1,97 @@
+"""When to speculate and for which rows; the counts /metrics shows.
+
+A step speculates when the batch is small enough that decoding is bound by
+reading the weights (`max_batch`, measured: benchmarks/RESULTS.md) and no
+row is grammar-constrained (a constrained row's mask needs the token before
+it, which a verification step has not sampled yet). A row proposes unless
+its request opted out, it has logits processors (they see one token at a
+time), or it is cooling down: a row whose recent proposals were mostly
+rejected, or found nothing to propose, rests for its next `cooldown` tokens.
+"""
+
+from __future__ import annotations
+
+import weakref
+from dataclasses import dataclass
+
+from mlx_gen.engine.sequence import Sequence
+from mlx_gen.engine.speculation.proposers import Proposer
+
+
+@dataclass
+class _Row:
+    # Moving average of the share of its proposals a row keeps (1: all).
+    rate: float = 1.0
+    resume_at: int = 0  # output length from which it proposes again
+
+
+@dataclass
+class SpeculationTotals:
+    """Since start, for /metrics: proposed tokens, kept ones, steps."""
+
+    proposed: int = 0
+    accepted: int = 0
+    steps: int = 0
+
+
+class Speculator:
+    # The rate below which a row rests, and how fast the average moves.
+    min_rate = 0.3
+    smoothing = 0.3
+
+    def __init__(
+        self, proposer: Proposer, k: int, max_batch: int, cooldown: int = 16
+    ) -> None:
+        if k < 1:
+            raise ValueError(f"the number of speculative tokens must be >= 1, not {k}")
+        self.proposer, self.k = proposer, k
+        self.max_batch, self.cooldown = max_batch, cooldown
+        self.totals = SpeculationTotals()
+        # Weak: a sequence that ends and is dropped takes its record along.
+        self._rows: weakref.WeakKeyDictionary[Sequence, _Row] = (
+            weakref.WeakKeyDictionary()
+        )
+
+    def active(self, rows: list[Sequence]) -> bool:
+        """Whether this step of the batch `rows` speculates."""
+        live = [s for s in rows if not s.finished]
+        if not live or len(live) > self.max_batch:
+            return False
+        if any(s.request.constraint is not None for s in live):
+            return False
+        return any(self._eligible(s) for s in live)
+
+    def propose(self, rows: list[Sequence]) -> list[list[int]]:
+        """Each row's proposals ([] for a row that does not speculate)."""
+        drafts = []
+        for seq in rows:
+            # Never propose past max_tokens: the bonus token is the last one.
+            room = seq.params.max_tokens - len(seq.output) - 1
+            k = min(self.k, room)
+            eligible = k > 0 and self._eligible(seq)
+            drafts.append(self.proposer.propose(seq, k) if eligible else [])
+        return drafts
+
+    def record(
+        self, rows: list[Sequence], drafts: list[list[int]], accepted: list[int]
+    ) -> None:
+        """Count a verification step; rows that keep too little rest."""
+        self.totals.steps += 1
+        for seq, draft, kept in zip(rows, drafts, accepted, strict=True):
+            if not draft and not self._eligible(seq):
+                continue
+            row = self._rows.setdefault(seq, _Row())
+            share = kept / len(draft) if draft else 0.0
+            self.totals.proposed += len(draft)
+            self.totals.accepted += kept
+            row.rate += self.smoothing * (share - row.rate)
+            if row.rate < self.min_rate:
+                row.rate, row.resume_at = 1.0, len(seq.output) + self.cooldown
+
+    def _eligible(self, seq: Sequence) -> bool:
+        row = self._rows.get(seq)
+        return (
+            seq.request.speculative
+            and not seq.processors
+            and (row is None or len(seq.output) >= row.resume_at)
+        )
