@@ -38,11 +38,17 @@ from mlx_lm.models.cache import TokenBuffer, make_prompt_cache
 
 from mlx_gen.engine import cache_copies
 from mlx_gen.engine.constraints import ConstraintMasks
-from mlx_gen.engine.sampling import BatchSampling, Sampled, make_key, sample
+from mlx_gen.engine.sampling import (
+    BatchSampling,
+    Sampled,
+    make_key,
+    run_processors,
+    sample,
+)
 from mlx_gen.engine.sequence import Sequence
 from mlx_gen.engine.speculation import rollback
 from mlx_gen.engine.speculation.speculator import Speculator
-from mlx_gen.engine.speculation.verify import verify
+from mlx_gen.engine.speculation.verify import feed, verify
 from mlx_gen.engine.types import TokenLogprob
 
 R = TypeVar("R")
@@ -260,7 +266,9 @@ class ModelRunner:
             previous = None  # its tokens are read
         contexts: list[mx.array] = []
         if self._sampling.processors:
-            logits = self._process(rows, logits, inputs, contexts, output.failed)
+            logits = run_processors(
+                rows, logits, inputs, self._contexts, contexts, output.failed
+            )
         out = sample(logits, self._keys, self._sampling)
         mx.async_eval(*out.arrays(), *contexts)
         self._inputs, self._keys = out.tokens, out.keys
@@ -271,27 +279,21 @@ class ModelRunner:
 
     def _speculate(self, rows: list[Sequence]) -> StepOutput:
         drafts = self.speculator.propose(rows)
-        width = 1 + max(len(d) for d in drafts)
-        last = self._inputs.tolist()
-        fed = [[t, *d, *[t] * (width - 1 - len(d))] for t, d in zip(last, drafts)]
-        logits = self.verify(mx.array(fed, dtype=mx.uint32).reshape(-1), width)
-        logits = logits.astype(mx.float32)
+        fed, width = feed(self._inputs.tolist(), drafts)
+        logits = self.verify(fed, width).astype(mx.float32)
         output = StepOutput()
         if self._sampling.processors:  # their rows propose nothing: position 0
-            first = self._process(rows, logits[:, 0], self._inputs, [], output.failed)
+            first = run_processors(
+                rows, logits[:, 0], self._inputs, self._contexts, [], output.failed
+            )
             logits = mx.concatenate([first[:, None], logits[:, 1:]], axis=1)
         params = [s.params for s in rows]
         verified = verify(logits, self._keys, self._sampling, drafts, params)
-        rejected = [width - 1 - a for a in verified.accepted]
-        if any(rejected):
-            self.rollback(rejected)
+        if any(verified.rejected):
+            self.rollback(verified.rejected)
         self._inputs, self._keys = verified.next_inputs, verified.next_keys
         self.speculator.record(rows, drafts, verified.accepted)
-        output.tokens = [
-            (seq, token, logprob)
-            for seq, kept in zip(rows, verified.tokens, strict=True)
-            for token, logprob in kept
-        ]
+        output.tokens = verified.emitted(rows)
         return output
 
     @staticmethod
@@ -313,29 +315,3 @@ class ModelRunner:
             output.tokens = self._read(previous)
             output.failed += self._masks.advance(output.tokens)
         return self._masks.apply(rows, logits)
-
-    def _process(
-        self,
-        rows: list[Sequence],
-        logits: mx.array,
-        inputs: mx.array,
-        contexts: list[mx.array],
-        failed: list[tuple[Sequence, Exception]],
-    ) -> mx.array:
-        processed = []
-        for i, seq in enumerate(rows):
-            row = logits[i : i + 1]
-            if seq.processors:
-                context = self._contexts[i].update_and_fetch(inputs[i : i + 1])
-                contexts.append(context)
-                try:
-                    for processor in seq.processors:
-                        row = processor(context, row)
-                    if row.shape != (1, logits.shape[-1]):
-                        raise ValueError(f"a logits processor returned {row.shape}")
-                    row = row.astype(mx.float32)
-                except Exception as exc:  # the request's own code: its fault only
-                    failed.append((seq, exc))
-                    row = logits[i : i + 1]
-            processed.append(row)
-        return mx.concatenate(processed, axis=0)

@@ -17,11 +17,23 @@ float rounding of a multi-token forward pass.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import mlx.core as mx
 
 from mlx_gen.engine.sampling import BatchSampling, sample
 from mlx_gen.engine.types import SamplingParams, TokenLogprob
+
+
+def feed(last: list[int], drafts: list[list[int]]) -> tuple[mx.array, int]:
+    """The tokens of a verification step, flat, and how many per row: each
+    row's last token and its proposals, padded with its last token (the
+    padding is rejected like a wrong proposal)."""
+    width = 1 + max(len(d) for d in drafts)
+    rows = [
+        [t, *d, *[t] * (width - 1 - len(d))] for t, d in zip(last, drafts, strict=True)
+    ]
+    return mx.array(rows, dtype=mx.uint32).reshape(-1), width
 
 
 @dataclass
@@ -31,6 +43,20 @@ class Verified:
     accepted: list[int]  # proposals kept, per row
     next_inputs: mx.array  # (B,) uint32: each row's bonus token
     next_keys: mx.array  # (B, 2): each row's key after its tokens
+    width: int  # tokens fed per row
+
+    @property
+    def rejected(self) -> list[int]:
+        """Per row: its fed tokens the caches must drop."""
+        return [self.width - 1 - a for a in self.accepted]
+
+    def emitted(self, rows: list[Any]) -> list[tuple[Any, int, TokenLogprob | None]]:
+        """(row, token, logprob) in order, as a decode step's output."""
+        return [
+            (seq, token, logprob)
+            for seq, kept in zip(rows, self.tokens, strict=True)
+            for token, logprob in kept
+        ]
 
 
 def verify(
@@ -61,4 +87,4 @@ def verify(
     kept = accepted.tolist()
     read = [out.read(params) for out in outs]
     rows = [[read[j][i] for j in range(a + 1)] for i, a in enumerate(kept)]
-    return Verified(rows, kept, next_inputs, next_keys)
+    return Verified(rows, kept, next_inputs, next_keys, width)
