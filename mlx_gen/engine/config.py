@@ -26,6 +26,13 @@ class EngineConfig:
     max_context: int | None = None
     # None: the tokenizer's EOS ids (harmony: <|return|> and <|call|>).
     default_stop_token_ids: list[int] | None = None
+    # Speculative decoding (speculation/): None (off), "ngram", "draft:PATH"
+    # or "eagle3:PATH"; tokens proposed per row and step; the largest batch
+    # that still speculates (beyond it decoding is compute-bound: measured in
+    # benchmarks/RESULTS.md).
+    speculative: str | None = None
+    num_speculative_tokens: int = 4
+    speculative_max_batch: int = 8
 
     @classmethod
     def from_settings(cls, settings: Settings) -> EngineConfig:
@@ -38,4 +45,7 @@ class EngineConfig:
             headroom_bytes=int(settings.memory_headroom_gb * GB),
             prefix_cache_bytes=int(settings.prefix_cache_gb * GB),
             max_context=settings.max_context,
+            speculative=settings.speculative,
+            num_speculative_tokens=settings.num_speculative_tokens,
+            speculative_max_batch=settings.speculative_max_batch,
         )

@@ -20,6 +20,7 @@ import queue
 import random
 import threading
 import time
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 import mlx.core as mx
@@ -34,6 +35,7 @@ from mlx_gen.engine.prefix_cache import PrefixCache
 from mlx_gen.engine.sampling import make_processors
 from mlx_gen.engine.scheduler import RequestState, Scheduler
 from mlx_gen.engine.sequence import Sequence
+from mlx_gen.engine.speculation.configure import make_speculator
 from mlx_gen.engine.stream import hand_over
 from mlx_gen.engine.types import EngineStats, FinishReason, GenerationEvent
 
@@ -81,7 +83,12 @@ class EngineThread:
                 shape = memory.measure_model(self.model, self.tokenizer)
                 self.memory = memory.plan_memory(shape, self.config, device)
                 limits = memory.apply_limits(self.memory, device)
-                self._runner = ModelRunner(self.model, shape.vocab_size, self.leader)
+                self._runner = ModelRunner(
+                    self.model,
+                    shape.vocab_size,
+                    self.leader,
+                    make_speculator(self.config),
+                )
                 self._scheduler = Scheduler(self.memory, self.config.max_batch_size)
                 self._prefix = PrefixCache(self.config.prefix_cache_bytes, self._runner)
                 self._seeds = random.Random()
@@ -270,7 +277,7 @@ class EngineThread:
     # Out to the world.
 
     def _publish(self) -> None:
-        s, p = self._scheduler, self._prefix
+        s, p, speculator = self._scheduler, self._prefix, self._runner.speculator
         self.stats = EngineStats(
             alive=self.alive,
             error=self.error,
@@ -288,6 +295,7 @@ class EngineThread:
             steps_total=s.steps,
             mlx_active_bytes=mx.get_active_memory(),
             mlx_cache_bytes=mx.get_cache_memory(),
+            speculation=speculator and replace(speculator.totals),
         )
 
     def _flush(self, publish: bool = False) -> None:

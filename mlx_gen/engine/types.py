@@ -158,6 +158,16 @@ class MemoryPlan:
 
 
 @dataclass
+class SpeculationTotals:
+    """Speculative decoding since start: tokens proposed, proposed tokens
+    kept, and verification steps (engine/speculation/)."""
+
+    proposed: int = 0
+    accepted: int = 0
+    steps: int = 0
+
+
+@dataclass
 class EngineStats:
     alive: bool
     error: str | None
@@ -177,3 +187,5 @@ class EngineStats:
     # MLX's allocator: bytes in live arrays, and freed buffers kept for reuse.
     mlx_active_bytes: int = 0
     mlx_cache_bytes: int = 0
+    # None: the engine does not speculate.
+    speculation: SpeculationTotals | None = None

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 
 from mlx_gen.engine.sequence import Sequence
 from mlx_gen.engine.speculation.proposers import Proposer
+from mlx_gen.engine.types import SpeculationTotals
 
 
 @dataclass
@@ -23,15 +24,6 @@ class _Row:
     # Moving average of the share of its proposals a row keeps (1: all).
     rate: float = 1.0
     resume_at: int = 0  # output length from which it proposes again
-
-
-@dataclass
-class SpeculationTotals:
-    """Since start, for /metrics: proposed tokens, kept ones, steps."""
-
-    proposed: int = 0
-    accepted: int = 0
-    steps: int = 0
 
 
 class Speculator:
