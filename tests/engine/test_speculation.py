@@ -71,11 +71,9 @@ def test_greedy_outputs_identical_for_50_prompts_in_a_batch(make_engine):
 def test_greedy_outputs_identical_one_stream_at_a_time(make_engine):
     plain_engine, fast_engine = make_engine(), make_engine(**SPECULATIVE)
     for prompt in _prompts(4, seed=3):
-        request = lambda: GenerationRequest(  # noqa: E731
-            prompt, SamplingParams(max_tokens=150, temperature=0.0)
-        )
-        plain = run(collect(plain_engine, request()))
-        fast = run(collect(fast_engine, request()))
+        sampling = SamplingParams(max_tokens=150, temperature=0.0)
+        plain = run(collect(plain_engine, GenerationRequest(prompt, sampling)))
+        fast = run(collect(fast_engine, GenerationRequest(prompt, sampling)))
         assert fast.tokens == plain.tokens
     assert fast_engine.stats().speculation.accepted > 50
 

@@ -21,7 +21,9 @@ ROWS = 20000
 
 def _chi_square(counts: list[int], probs: list[float]) -> float:
     total = sum(counts)
-    return sum((c - total * p) ** 2 / (total * p) for c, p in zip(counts, probs))
+    return sum(
+        (c - total * p) ** 2 / (total * p) for c, p in zip(counts, probs, strict=True)
+    )
 
 
 def test_kept_and_bonus_tokens_follow_the_target_distribution():
