@@ -97,19 +97,20 @@ class _Wrong:
         return [-5] * k
 
 
-def test_a_row_whose_proposals_fail_rests_then_tries_again():
+def test_a_row_whose_proposals_fail_rests_longer_each_time():
     speculator = Speculator(_Wrong(), k=4, max_batch=8, cooldown=10)
-    seq = _sequence([1, 2, 3])
-    proposing = 0
-    for _ in range(40):
+    seq = _sequence([1, 2, 3], max_tokens=1000)
+    proposed = []
+    for _ in range(120):
         drafts = speculator.propose([seq])
-        proposing += bool(drafts[0])
+        proposed.append(len(drafts[0]))
         speculator.record([seq], drafts, [0])
         seq.output.append(0)
-    # A few failures, 10 tokens of rest, again: about a third of the steps.
-    assert 6 <= proposing <= 20
+    # Its first proposal is 4 tokens, then 1 after each rejection.
+    assert proposed[:2] == [4, 1]
+    rests = "".join("x" if n else "." for n in proposed).strip(".").split("x")
+    assert [len(r) for r in rests if r] == [10, 20, 40]
     assert speculator.totals.accepted == 0
-    assert speculator.totals.proposed == 4 * proposing
 
 
 def test_proposals_never_reach_past_max_tokens():

@@ -5,8 +5,10 @@ reading the weights (`max_batch`, measured: benchmarks/RESULTS.md) and no
 row is grammar-constrained (a constrained row's mask needs the token before
 it, which a verification step has not sampled yet). A row proposes unless
 its request opted out, it has logits processors (they see one token at a
-time), or it is cooling down: a row whose recent proposals were mostly
-rejected, or found nothing to propose, rests for its next `cooldown` tokens.
+time), or it is resting: a row whose recent proposals were mostly rejected,
+or found nothing to propose, rests for its next `cooldown` tokens, twice as
+many each time it fails again. A row proposes one token more than its last
+run of kept proposals, at most `k`: the length its acceptance pays for.
 """
 
 from __future__ import annotations
@@ -24,15 +26,18 @@ class _Row:
     # Moving average of the share of its proposals a row keeps (1: all).
     rate: float = 1.0
     resume_at: int = 0  # output length from which it proposes again
+    length: int = 1  # tokens it proposes next
+    rest: int = 0  # tokens of its next rest
 
 
 class Speculator:
     # The rate below which a row rests, and how fast the average moves.
-    min_rate = 0.3
+    min_rate = 0.2
     smoothing = 0.3
+    longest_rest = 512
 
     def __init__(
-        self, proposer: Proposer, k: int, max_batch: int, cooldown: int = 16
+        self, proposer: Proposer, k: int, max_batch: int, cooldown: int = 8
     ) -> None:
         if k < 1:
             raise ValueError(f"the number of speculative tokens must be >= 1, not {k}")
@@ -59,7 +64,7 @@ class Speculator:
         for seq in rows:
             # Never propose past max_tokens: the bonus token is the last one.
             room = seq.params.max_tokens - len(seq.output) - 1
-            k = min(self.k, room)
+            k = min(self._row(seq).length, room)
             eligible = k > 0 and self._eligible(seq)
             drafts.append(self.proposer.propose(seq, k) if eligible else [])
         return drafts
@@ -72,13 +77,26 @@ class Speculator:
         for seq, draft, kept in zip(rows, drafts, accepted, strict=True):
             if not draft and not self._eligible(seq):
                 continue
-            row = self._rows.setdefault(seq, _Row())
+            row = self._row(seq)
             share = kept / len(draft) if draft else 0.0
+            # As long as the last run kept, one more: the longest proposal
+            # worth its verification cost.
+            row.length = min(self.k, kept + 1 if kept < len(draft) else kept + 2)
             self.totals.proposed += len(draft)
             self.totals.accepted += kept
             row.rate += self.smoothing * (share - row.rate)
-            if row.rate < self.min_rate:
-                row.rate, row.resume_at = 1.0, len(seq.output) + self.cooldown
+            if share >= self.min_rate:
+                row.rest = self.cooldown
+            elif row.rate < self.min_rate:  # each rest in a row twice as long
+                # The step's own tokens (kept + 1) are not in the output yet.
+                row.rate, row.resume_at = 1.0, len(seq.output) + kept + 1 + row.rest
+                row.rest = min(2 * row.rest, self.longest_rest)
+
+    def _row(self, seq: Sequence) -> _Row:
+        row = self._rows.get(seq)
+        if row is None:
+            row = self._rows[seq] = _Row(length=self.k, rest=self.cooldown)
+        return row
 
     def _eligible(self, seq: Sequence) -> bool:
         row = self._rows.get(seq)
