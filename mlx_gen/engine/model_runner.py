@@ -47,6 +47,7 @@ from mlx_gen.engine.sampling import (
 )
 from mlx_gen.engine.sequence import Sequence
 from mlx_gen.engine.speculation import rollback
+from mlx_gen.engine.speculation.experts import grouped_experts
 from mlx_gen.engine.speculation.speculator import Speculator
 from mlx_gen.engine.speculation.verify import feed, verify
 from mlx_gen.engine.types import TokenLogprob
@@ -193,7 +194,8 @@ class ModelRunner:
         """The logits (B, width, vocab) of the batch's rows fed `tokens`,
         `width` per row: a verification step (speculation/)."""
         rollback.prepare(self._cache)
-        return self.model(tokens.reshape(-1, width), cache=self._cache)
+        with grouped_experts(self.model):
+            return self.model(tokens.reshape(-1, width), cache=self._cache)
 
     @every_rank
     def rollback(self, rejected: list[int]) -> None:
