@@ -34,6 +34,9 @@ class SamplingParams:
     logprobs: bool = False
     top_logprobs: int = 0
     n: int = 1
+    # False: this request never speculates (engine/speculation/), even when
+    # the engine does.
+    speculative: bool = True
 
 
 # A logits processor as mlx-lm defines it: (tokens so far, logits) -> logits.
@@ -52,9 +55,6 @@ class GenerationRequest:
     logits_processors: list[LogitsProcessor] = field(default_factory=list)
     # A compiled grammar (engine/constraints.py Constraint) the output follows.
     constraint: Any = None
-    # False: this request never speculates (engine/speculation/), even when
-    # the engine does.
-    speculative: bool = True
 
 
 @dataclass
@@ -69,6 +69,8 @@ class Usage:
     prompt_tokens: int
     completion_tokens: int
     cached_tokens: int = 0
+    # Of the completion tokens, proposals that speculative decoding kept.
+    accepted_tokens: int = 0
 
 
 @dataclass

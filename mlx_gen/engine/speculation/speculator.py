@@ -84,6 +84,7 @@ class Speculator:
             row.length = min(self.k, kept + 1 if kept < len(draft) else kept + 2)
             self.totals.proposed += len(draft)
             self.totals.accepted += kept
+            seq.accepted_tokens += kept
             row.rate += self.smoothing * (share - row.rate)
             if share >= self.min_rate:
                 row.rest = self.cooldown
@@ -101,7 +102,7 @@ class Speculator:
     def _eligible(self, seq: Sequence) -> bool:
         row = self._rows.get(seq)
         return (
-            seq.request.speculative
+            seq.params.speculative
             and not seq.processors
             and (row is None or len(seq.output) >= row.resume_at)
         )

@@ -63,6 +63,7 @@ class UsageTally:
     cached: int = 0
     completion: int = 0
     reasoning: int = 0
+    accepted: int = 0  # speculative proposals kept, all choices
     finished: set[int] = field(default_factory=set)
 
     def add(self, event: GenerationEvent, reasoning: int = 0) -> None:
@@ -74,6 +75,7 @@ class UsageTally:
             self.prompt = max(self.prompt, event.usage.prompt_tokens)
             self.cached = max(self.cached, event.usage.cached_tokens)
             self.completion += event.usage.completion_tokens
+            self.accepted += event.usage.accepted_tokens
 
     def as_dict(self) -> dict[str, Any]:
         return usage_dict(self.prompt, self.completion, self.reasoning, self.cached)

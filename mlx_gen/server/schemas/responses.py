@@ -127,6 +127,8 @@ class ResponsesRequest(Strict):
     stream: bool | None = None
     store: bool | None = None
     previous_response_id: Name | None = None
+    # mlx-gen's own, as on chat: false keeps it out of speculative decoding.
+    speculative: bool | None = None
 
     def input_messages(self) -> list[dict[str, Any]]:
         """The input items as chat messages: a `reasoning` item goes with the
@@ -222,6 +224,7 @@ class ResponsesRequest(Strict):
             "temperature": self.temperature,
             "top_p": self.top_p,
             "seed": self.seed,
+            "speculative": self.speculative,
             "response_format": self.response_format(),
             "user": self.user,
         }
