@@ -87,7 +87,7 @@ class EngineThread:
                     self.model,
                     shape.vocab_size,
                     self.leader,
-                    make_speculator(self.config),
+                    make_speculator(self.config, self.tokenizer),
                 )
                 self._scheduler = Scheduler(self.memory, self.config.max_batch_size)
                 self._prefix = PrefixCache(self.config.prefix_cache_bytes, self._runner)

@@ -129,6 +129,10 @@ class InvalidRequest(EngineError, ValueError):
     """A request the engine can never run as given (empty prompt, bad ids, n)."""
 
 
+class SpeculationError(EngineError, ValueError):
+    """Raised by `start`: the speculative method, or its draft, cannot be used."""
+
+
 class EngineDead(EngineError):
     def __init__(self, reason: str) -> None:
         self.reason = reason

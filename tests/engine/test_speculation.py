@@ -16,6 +16,7 @@ from dataclasses import replace
 import pytest
 
 from mlx_gen.engine.types import GenerationRequest, SamplingParams
+from mlx_gen.models.synthetic.presets import ensure_model
 from tests.engine.helpers import Result, collect, forcing, run
 
 SPECULATIVE = {"speculative": "ngram", "speculative_max_batch": 64}
@@ -170,3 +171,23 @@ def test_a_batch_larger_than_the_limit_does_not_speculate(make_engine):
     result = run(collect(engine, GenerationRequest(prompt, sampling)))
     assert all(len(tokens) == 80 for tokens in result.tokens.values())
     assert engine.stats().speculation.steps == 0
+
+
+def test_a_self_draft_keeps_every_proposal_and_the_output(make_engine, tiny_model_path):
+    """The draft is the target: greedy proposals are the target's own tokens."""
+    prompts = _prompts(12, seed=11)
+    draft = {"speculative": f"draft:{tiny_model_path}", "speculative_max_batch": 64}
+    plain = run(_together(make_engine(), _requests(prompts, 12, temperature=0.0)))
+    engine = make_engine(**draft)
+    fast = run(_together(engine, _requests(prompts, 12, temperature=0.0)))
+    assert [r.tokens for r in fast] == [r.tokens for r in plain]
+    spec = engine.stats().speculation
+    assert spec.proposed > 100 and spec.accepted == spec.proposed
+
+
+def test_a_draft_with_another_tokenizer_is_refused(make_engine, synthetic_cache):
+    other = ensure_model("tiny", cache_dir=synthetic_cache, seed=1)
+    with pytest.raises(ValueError, match="tokenizer differs"):
+        make_engine(speculative=f"draft:{other}")
+    with pytest.raises(ValueError, match="not a model directory"):
+        make_engine(speculative=f"draft:{other / 'nowhere'}")
