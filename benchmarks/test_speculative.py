@@ -9,7 +9,7 @@ cycles are this model's copying.) Every request is greedy and generates
 exactly its max_tokens; the outputs of both engines are checked identical.
 
 Figures per system: steady decode tok/s (as test_engine.py), tokens per
-decode step (generated tokens / engine steps over the round), and, with
+decode forward pass per stream (generated tokens / (passes x batch)), and, with
 speculation, the share of proposed tokens kept. "unlimited" speculates at
 every batch size (no back-off): where it loses to "off" is where decoding is
 compute-bound on this machine; "ngram" is the default, which backs off.
@@ -59,7 +59,7 @@ class Run:
         self.outputs = asyncio.run(self._submit(engine, prompts, tokens))
         wait_idle(engine)
         after = engine.stats()
-        self.steps = after.steps_total - before.steps_total
+        self.steps = after.decode_passes_total - before.decode_passes_total
         self.generated = after.generated_tokens_total - before.generated_tokens_total
         assert [len(o) for o in self.outputs] == [tokens] * len(prompts)
         self.proposed = self.accepted = 0
@@ -107,7 +107,9 @@ def test_prompt_lookup_on_cycles(
     )
     for name, runs in got.items():
         figures[f"{name} decode tok/s"] = spread([r.decode_tps for r in runs])
-        figures[f"{name} tokens/step"] = spread([r.generated / r.steps for r in runs])
+        figures[f"{name} tokens/step"] = spread(
+            [r.generated / r.steps / batch for r in runs]
+        )
         if name != "off":
             proposed = sum(r.proposed for r in runs)
             kept = sum(r.accepted for r in runs)

@@ -108,6 +108,7 @@ class ModelRunner:
         self.vocab_size = vocab_size
         self.leader = leader
         self.speculator = speculator
+        self.passes = 0  # decode forward passes since start, verifications too
         self._prompts: dict[int, list[Any]] = {}  # prompt caches, by slot
         self._snapshots: dict[int, list[Any]] = {}  # prefix entries, by number
         self._cache: list[Any] | None = None  # the batch's caches
@@ -275,6 +276,7 @@ class ModelRunner:
         mx.async_eval(*out.arrays(), *contexts)
         self._inputs, self._keys = out.tokens, out.keys
         self._launched = _Launch(tuple(rows), out)
+        self.passes += 1
         if previous is not None:
             output.tokens = self._read(previous)
         return output
@@ -283,6 +285,7 @@ class ModelRunner:
         drafts = self.speculator.propose(rows)
         fed, width = feed(self._inputs.tolist(), drafts)
         logits = self.verify(fed, width).astype(mx.float32)
+        self.passes += 1
         output = StepOutput()
         if self._sampling.processors:  # their rows propose nothing: position 0
             first = run_processors(

@@ -190,6 +190,9 @@ class EngineStats:
     generated_tokens_total: int = 0
     cached_tokens_total: int = 0
     steps_total: int = 0
+    # Decode forward passes (a speculative step is one pass for several
+    # tokens; steps_total also counts steps that only read the pass before).
+    decode_passes_total: int = 0
     # MLX's allocator: bytes in live arrays, and freed buffers kept for reuse.
     mlx_active_bytes: int = 0
     mlx_cache_bytes: int = 0
