@@ -36,15 +36,9 @@ import mlx.core as mx
 import mlx.nn as nn
 from mlx_lm.models.cache import TokenBuffer, make_prompt_cache
 
-from mlx_gen.engine import cache_copies
+from mlx_gen.engine import cache_copies, sampling
 from mlx_gen.engine.constraints import ConstraintMasks
-from mlx_gen.engine.sampling import (
-    BatchSampling,
-    Sampled,
-    make_key,
-    run_processors,
-    sample,
-)
+from mlx_gen.engine.sampling import BatchSampling, Sampled, make_key, sample
 from mlx_gen.engine.sequence import Sequence
 from mlx_gen.engine.speculation import rollback
 from mlx_gen.engine.speculation.experts import grouped_experts
@@ -269,7 +263,7 @@ class ModelRunner:
             previous = None  # its tokens are read
         contexts: list[mx.array] = []
         if self._sampling.processors:
-            logits = run_processors(
+            logits = sampling.run_processors(
                 rows, logits, inputs, self._contexts, contexts, output.failed
             )
         out = sample(logits, self._keys, self._sampling)
@@ -288,7 +282,7 @@ class ModelRunner:
         self.passes += 1
         output = StepOutput()
         if self._sampling.processors:  # their rows propose nothing: position 0
-            first = run_processors(
+            first = sampling.run_processors(
                 rows, logits[:, 0], self._inputs, self._contexts, [], output.failed
             )
             logits = mx.concatenate([first[:, None], logits[:, 1:]], axis=1)
