@@ -34,6 +34,15 @@ class EngineConfig:
     num_speculative_tokens: int = 4
     speculative_max_batch: int = 8
 
+    @property
+    def widest_decode_pass(self) -> int:
+        """Tokens in the largest decode forward pass: one per row, or 1 + k
+        per row of a verification pass (speculation/)."""
+        if self.speculative is None:
+            return self.max_batch_size
+        verifying = min(self.max_batch_size, self.speculative_max_batch)
+        return max(self.max_batch_size, verifying * (1 + self.num_speculative_tokens))
+
     @classmethod
     def from_settings(cls, settings: Settings) -> EngineConfig:
         budget = settings.memory_budget_gb
