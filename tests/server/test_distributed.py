@@ -311,3 +311,31 @@ def _bytes(size: str) -> float:
     """ "1.23 MB" (as mlx-gen's logs write sizes) -> 1230000.0"""
     value, unit = size.split()
     return float(value) * {"B": 1, "kB": KB, "MB": MB, "GB": GB}[unit]
+
+
+def test_two_ranks_speculating_answer_as_one_plain_process(tmp_path, tiny_model_path):
+    """`--speculative ngram` over two ranks: verification and rollback run on
+    both, and greedy answers are those of one process that does not speculate."""
+    model = str(tiny_model_path)
+    ring = free_ports(2)
+    launch = [str(MLX_LAUNCH), "--backend", "ring", "-n", "2",
+              "--starting-port", str(ring), "--", *SERVE, "--model", model,
+              "--distributed", "--speculative", "ngram"]  # fmt: skip
+    single = Proc([*SERVE, "--model", model], _env(tmp_path), tmp_path)
+    ranks = Proc(launch, _env(tmp_path), tmp_path)
+    try:
+        one, two = single.url(60), ranks.url(60)
+        _wait_ready(one, [single])
+        _wait_ready(two, [ranks])
+        name = tiny_model_path.name
+        expected = asyncio.run(_answers(one, name))
+        got = asyncio.run(_answers(two, name))
+        metrics = httpx.get(f"{two}/metrics").text
+    finally:
+        ranks.stop()
+        single.stop()
+    assert got == expected
+    accepted = re.search(
+        r"^mlx_gen_speculative_accepted_tokens_total (\S+)", metrics, re.M
+    )
+    assert accepted and float(accepted.group(1)) > 0
