@@ -31,7 +31,7 @@ from mlx_gen.engine.llm_engine import LLMEngine
 from mlx_gen.engine.types import GenerationRequest, SamplingParams
 
 PROMPT_TOKENS = 128
-DECODE_TOKENS = {1: 256, 8: 128, 32: 96}
+DECODE_TOKENS = {1: 256, 2: 128, 4: 128, 8: 128, 16: 96, 32: 96}
 BASE = EngineConfig(default_stop_token_ids=[], prefix_cache_bytes=0)
 SYSTEMS = {
     "off": BASE,
@@ -85,7 +85,7 @@ class Run:
         return self.arrivals.steady_decode()[0]
 
 
-@pytest.mark.parametrize("batch", [1, 8, 32])
+@pytest.mark.parametrize("batch", [1, 2, 4, 8, 16, 32])
 def test_prompt_lookup_on_cycles(
     benchmark, engines, bench_model, rng, rounds, record, batch
 ):
