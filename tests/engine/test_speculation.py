@@ -191,3 +191,32 @@ def test_a_draft_with_another_tokenizer_is_refused(make_engine, synthetic_cache)
         make_engine(speculative=f"draft:{other}")
     with pytest.raises(ValueError, match="not a model directory"):
         make_engine(speculative=f"draft:{other / 'nowhere'}")
+
+
+def test_an_abort_ends_a_speculating_row_and_its_neighbours_go_on(make_engine):
+    plain_engine, engine = make_engine(), make_engine(**SPECULATIVE)
+    neighbour = _prompts(1, seed=13)[0]
+    want = run(collect(plain_engine, GenerationRequest(neighbour, _greedy(120))))
+
+    async def scenario():
+        other = asyncio.create_task(
+            collect(engine, GenerationRequest(neighbour, _greedy(120)))
+        )
+        request = GenerationRequest(_prompts(1, seed=14)[0], _greedy(100_000))
+        seen = []
+        async for event in engine.submit(request):
+            seen.append(event)
+            if len(seen) == 40:
+                engine.abort(request.request_id)
+        return seen, await other
+
+    seen, other = run(scenario())
+    assert seen[-1].finish_reason == "abort" and seen[-1].error is None
+    assert seen[-1].usage.completion_tokens == sum(len(e.token_ids) for e in seen)
+    assert other.tokens == want.tokens
+    assert engine.stats().speculation.accepted > 0
+    assert engine.stats().running == 0
+
+
+def _greedy(max_tokens: int) -> SamplingParams:
+    return SamplingParams(max_tokens=max_tokens, temperature=0.0)
