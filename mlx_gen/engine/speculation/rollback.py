@@ -42,6 +42,9 @@ def rollback(cache: list[Any], rejected: list[int]) -> None:
     for layer in cache:
         if not isinstance(layer, BatchKVCache | BatchRotatingKVCache):
             raise TypeError(f"cannot roll back a {type(layer).__name__}")
+        if not roll and isinstance(layer, BatchKVCache):
+            layer.trim(common)  # no copy: the next step writes over the tail
+            continue
         end = layer._idx - common
         keys, values = layer.keys[..., :end, :], layer.values[..., :end, :]
         if roll:
