@@ -15,7 +15,7 @@ from dataclasses import replace
 
 import pytest
 
-from mlx_gen.engine.types import GenerationRequest, SamplingParams
+from mlx_gen.engine.types import GenerationRequest, SamplingParams, SpeculationError
 from mlx_gen.models.synthetic.presets import ensure_model
 from tests.engine.helpers import Result, collect, forcing, run
 
@@ -187,10 +187,12 @@ def test_a_self_draft_keeps_every_proposal_and_the_output(make_engine, tiny_mode
 
 def test_a_draft_with_another_tokenizer_is_refused(make_engine, synthetic_cache):
     other = ensure_model("tiny", cache_dir=synthetic_cache, seed=1)
-    with pytest.raises(ValueError, match="tokenizer differs"):
+    with pytest.raises(SpeculationError, match="tokenizer differs"):
         make_engine(speculative=f"draft:{other}")
-    with pytest.raises(ValueError, match="not a model directory"):
+    with pytest.raises(SpeculationError, match="not a model directory"):
         make_engine(speculative=f"draft:{other / 'nowhere'}")
+    with pytest.raises(SpeculationError, match="eagle3 heads are not supported"):
+        make_engine(speculative=f"eagle3:{other}")
 
 
 def test_an_abort_ends_a_speculating_row_and_its_neighbours_go_on(make_engine):
