@@ -65,7 +65,7 @@ class Speculator:
             # Never propose past max_tokens: the bonus token is the last one.
             room = seq.params.max_tokens - len(seq.output) - 1
             k = min(self._row(seq).length, room)
-            eligible = k > 0 and self._eligible(seq)
+            eligible = k > 0 and not seq.finished and self._eligible(seq)
             drafts.append(self.proposer.propose(seq, k) if eligible else [])
         return drafts
 
