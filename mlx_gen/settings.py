@@ -77,7 +77,7 @@ class Settings(BaseSettings):
         default=None, pattern=r"^(ngram|draft:.+|eagle3:.+)$"
     )
     num_speculative_tokens: int = Field(default=4, ge=1, le=16)
-    speculative_max_batch: int = Field(default=8, ge=1, le=1024)
+    speculative_max_batch: int = Field(default=4, ge=1, le=1024)
 
     # Tensor parallel over the ranks `mlx.launch` starts (mlx_gen.engine.distributed).
     distributed: bool = False

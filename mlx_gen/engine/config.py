@@ -32,7 +32,7 @@ class EngineConfig:
     # benchmarks/RESULTS.md).
     speculative: str | None = None
     num_speculative_tokens: int = 4
-    speculative_max_batch: int = 8
+    speculative_max_batch: int = 4
 
     @property
     def widest_decode_pass(self) -> int:

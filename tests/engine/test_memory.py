@@ -93,7 +93,9 @@ def test_a_verification_pass_is_planned_for(tiny_model):
         prefix_cache_bytes=0,
         max_batch_size=8,
     )
-    speculating = replace(plain, speculative="ngram", num_speculative_tokens=4)
+    speculating = replace(
+        plain, speculative="ngram", num_speculative_tokens=4, speculative_max_batch=8
+    )
     assert speculating.widest_decode_pass == 8 * 5
     assert replace(speculating, speculative_max_batch=2).widest_decode_pass == 10
     one, two = (
