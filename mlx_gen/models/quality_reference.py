@@ -28,8 +28,8 @@ if TYPE_CHECKING:
 
 # Tokens per forward pass inside a chunk: bounds the logits held at once.
 STEP = 128
-# The record's size when k is left to choose: the whole vocabulary for models
-# up to a few ten thousand tokens, 8192 of GPT-OSS's 201,088 over 4096 tokens.
+# The record's size when k is left to choose. Over 4096 positions that is the
+# whole vocabulary up to 7,812 tokens, else the 7,812 likeliest of each position.
 RECORD_BUDGET_BYTES = 256 * MB
 _BYTES_PER_KEPT = 8  # an int32 id and a float32 log-prob
 
