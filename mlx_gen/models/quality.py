@@ -45,7 +45,7 @@ ModelLoader = Callable[[], "nn.Module"]
 
 def default_text() -> str:
     """The bundled evaluation text: prose, code, figures and a few languages."""
-    return resources.files("mlx_gen").joinpath("data/eval_text.txt").read_text()
+    return resources.files("mlx_gen").joinpath("data/eval_text.txt").read_text("utf-8")
 
 
 def evaluation_tokens(
@@ -63,11 +63,12 @@ def evaluation_tokens(
             "the two models have different tokenizers: their predictions cannot"
             " be compared token by token"
         )
+    tokens = tokens[:max_tokens]
     if len(tokens) < 2:
         raise QualityError(
-            f"the text is {len(tokens)} token long: at least 2 are needed"
+            f"too few tokens to score ({len(tokens)}): at least 2 are needed"
         )
-    return tokens[:max_tokens]
+    return tokens
 
 
 @dataclass(frozen=True)

@@ -153,8 +153,10 @@ def test_different_tokenizers_are_refused(tiny_model, tmp_path):
     other = load_tokenizer(tmp_path)
     with pytest.raises(QualityError, match="different tokenizers"):
         evaluation_tokens(tokenizer, other, default_text())
-    with pytest.raises(QualityError, match="at least 2 are needed"):
+    with pytest.raises(QualityError, match=r"too few tokens to score \(0\)"):
         evaluation_tokens(tokenizer, tokenizer, "")
+    with pytest.raises(QualityError, match=r"too few tokens to score \(1\)"):
+        evaluation_tokens(tokenizer, tokenizer, default_text(), max_tokens=1)
 
 
 def test_a_converted_model_of_another_vocabulary_is_refused(tiny_model, tokens):
