@@ -7,9 +7,11 @@ only. A chunk goes through the model `STEP` tokens at a time, as the engine
 prefills, so the float32 log-probs in memory are `STEP` × vocabulary at most.
 
 Pass 1 of the KL measurement keeps, per position, the source's `top_k` most
-likely token ids and their log-probs and the log of the mass of every other
-token, as llama.cpp's `--kl-divergence-base` file keeps the source's view:
-the source model can then be freed before the converted one is loaded.
+likely token ids with their log-probs and the log of the mass of every other
+token, so that the source model can be freed before the converted one is
+loaded. (llama.cpp's `--kl-divergence-base` file keeps the whole vocabulary's
+log-probs, compressed to 16 bits each; a top-k record in float32 is exact
+where the probability is and a fraction of the size.)
 """
 
 from __future__ import annotations
