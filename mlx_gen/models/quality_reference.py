@@ -10,8 +10,8 @@ Pass 1 of the KL measurement keeps, per position, the source's `top_k` most
 likely token ids with their log-probs and the log of the mass of every other
 token, so that the source model can be freed before the converted one is
 loaded. (llama.cpp's `--kl-divergence-base` file keeps the whole vocabulary's
-log-probs, compressed to 16 bits each; a top-k record in float32 is exact
-where the probability is and a fraction of the size.)
+log-probs, compressed to 16 bits each; a top-k record is exact float32 where
+most of the probability is, and small when k is small against the vocabulary.)
 """
 
 from __future__ import annotations
