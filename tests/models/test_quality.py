@@ -8,6 +8,7 @@ import gc
 import weakref
 from pathlib import Path
 
+import numpy as np
 import pytest
 from mlx_lm.models.cache import make_prompt_cache
 
@@ -21,7 +22,7 @@ from mlx_gen.models.quality import (
     evaluation_tokens,
     measure_kl,
 )
-from mlx_gen.models.quality_reference import score_reference
+from mlx_gen.models.quality_reference import chunk_logprobs, score_reference
 from mlx_gen.models.quant_recipes import make_recipe
 from mlx_gen.models.synthetic.presets import write_tokenizer
 from mlx_gen.settings import Settings
@@ -87,6 +88,27 @@ def test_eight_bits_cost_less_than_mxfp4_q8_and_four_bits(
     for report in reports.values():
         assert report.converted_perplexity != report.source_perplexity
         assert 0 < report.kl_p99 <= report.kl_max
+
+
+def test_kl_is_from_the_source_to_the_converted_model(tiny_model, converted, tokens):
+    """The exact record against KL(P ‖ Q) = Σ p (log p − log q), summed here
+    from both models' full distributions: the direction matters."""
+    source, _ = tiny_model
+    quantized = _loader(converted["affine-4"])()
+    text = tokens[:200]
+    reference = score_reference(source, text, 512)
+    found = compare(quantized, text, 512, reference).kl
+
+    def full(model) -> np.ndarray:
+        return np.concatenate(
+            [np.array(lp) for lp, _ in chunk_logprobs(model, text, 512)]
+        )
+
+    p, q = full(source).astype(np.float64), full(quantized).astype(np.float64)
+    expected = (np.exp(p) * (p - q)).sum(axis=1)
+    reverse = (np.exp(q) * (q - p)).sum(axis=1)
+    np.testing.assert_allclose(found, expected, rtol=1e-3, atol=1e-6)
+    assert np.abs(found - reverse).max() > 10 * np.abs(found - expected).max()
 
 
 class Sharpened:
