@@ -48,10 +48,11 @@ async def answer_chat(
     state: AppState,
     body: ChatCompletionRequest,
     id_prefix: str,
-    make_answer: Callable[[str, int], ChatAnswer],
+    make_answer: Callable[[str, int, int], ChatAnswer],
 ) -> Response:
     """Render, constrain, admit and generate a chat request; `make_answer`
-    builds the answer from the request id and the number of choices."""
+    builds the answer from the request id, the number of choices and of
+    prompt tokens."""
     served = state.served
     # Rendering tokenizes the whole conversation: off the event loop.
     prompt = await run_in_threadpool(render_chat, state, body)
@@ -62,7 +63,7 @@ async def answer_chat(
     stop_ids = served.chat_format.stop_token_ids
     sampling, reservation = admit(request, body, n_prompt, stop_ids, engine_stops=[])
     request_id = new_id(id_prefix)
-    answer = make_answer(request_id, sampling.n)
+    answer = make_answer(request_id, sampling.n, n_prompt)
     events = submit(
         served,
         prompt.token_ids,
@@ -79,7 +80,7 @@ async def chat_completions(request: Request) -> Response:
     state, body = await read_generation(request, ChatCompletionRequest)
     served = state.served
 
-    def make_answer(request_id: str, n: int) -> ChatAnswer:
+    def make_answer(request_id: str, n: int, _prompt_tokens: int) -> ChatAnswer:
         return ChatAnswer(
             request_id,
             served.name,

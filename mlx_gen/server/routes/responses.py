@@ -57,7 +57,7 @@ async def create_response(request: Request) -> Response:
         entry = StoredResponse(response, body.input_items(), turn)
         state.responses.put(key_id, entry)
 
-    def make_answer(request_id: str, n: int) -> ChatAnswer:
+    def make_answer(request_id: str, n: int, _prompt_tokens: int) -> ChatAnswer:
         return ResponsesAnswer(
             body,
             keep if body.store is not False else None,
