@@ -83,6 +83,17 @@ def client(server: LiveServer) -> Any:
 
 
 @pytest.fixture
+def claude(server: LiveServer) -> Iterator[Any]:
+    """Anthropic's official SDK, pointed at `server`."""
+    import anthropic
+
+    with anthropic.Anthropic(
+        base_url=server.url(""), api_key="none", max_retries=0
+    ) as client:
+        yield client
+
+
+@pytest.fixture
 def make_server(
     served: ServedModel, session_script: Script
 ) -> Iterator[Callable[..., LiveServer]]:

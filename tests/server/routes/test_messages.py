@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import anthropic
 import httpx
 import pytest
 
@@ -27,12 +26,6 @@ SET_MODE = {
 }
 
 
-@pytest.fixture
-def claude(server):
-    """The official anthropic SDK, pointed at `server`."""
-    return anthropic.Anthropic(base_url=server.url(""), api_key="none", max_retries=0)
-
-
 def count(server, **body) -> int:
     """What /v1/messages/count_tokens says a request's prompt is."""
     answer = httpx.post(
@@ -40,6 +33,11 @@ def count(server, **body) -> int:
     )
     assert answer.status_code == 200, answer.text
     return answer.json()["input_tokens"]
+
+
+def prompt_of(usage) -> int:
+    """The whole prompt: Anthropic counts cached tokens apart from the rest."""
+    return usage.input_tokens + usage.cache_read_input_tokens
 
 
 def test_thinking_then_text(server, claude, script, tiny_tokenizer):
@@ -63,8 +61,7 @@ def test_thinking_then_text(server, claude, script, tiny_tokenizer):
     usage = reply.usage
     assert usage.output_tokens == len(script.ids)
     assert usage.cache_creation_input_tokens == 0
-    prompt = usage.input_tokens + usage.cache_read_input_tokens
-    assert prompt == count(
+    assert prompt_of(usage) == count(
         server,
         system="Be brief.",
         messages=messages,
@@ -104,7 +101,7 @@ def test_tool_loop(server, claude, script, tiny_tokenizer):
     given_back = [block.model_dump(exclude_none=True) for block in first.content]
     replayed = [question, {"role": "assistant", "content": given_back}]
     replayed.append({"role": "user", "content": [result]})
-    tokens = second.usage.input_tokens + second.usage.cache_read_input_tokens
+    tokens = prompt_of(second.usage)
     assert tokens == count(server, messages=replayed, tools=[WEATHER])
     # The same conversation in chat's words renders to the same prompt.
     chat_call = {"name": "get_weather", "arguments": '{"city":"Paris"}'}
@@ -156,9 +153,7 @@ def test_tool_choice_none_renders_no_tools(server, claude, script, tiny_tokenize
     )
     assert [block.type for block in reply.content] == ["thinking", "text"]
     without_tools = count(server, messages=messages)
-    assert reply.usage.input_tokens + reply.usage.cache_read_input_tokens == (
-        without_tools
-    )
+    assert prompt_of(reply.usage) == without_tools
     assert count(server, messages=messages, tools=[WEATHER]) > without_tools
 
 

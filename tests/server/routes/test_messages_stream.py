@@ -11,12 +11,7 @@ import pytest
 from ..conftest import MODEL
 from ..helpers import script_ids, sse_lines
 from .test_chat_completions import THINK_THEN_ANSWER, TOOL_CALL
-from .test_messages import ASK, WEATHER
-
-
-@pytest.fixture
-def claude(server):
-    return anthropic.Anthropic(base_url=server.url(""), api_key="none", max_retries=0)
+from .test_messages import ASK, WEATHER, prompt_of
 
 
 def without_ids(message) -> dict:
@@ -24,7 +19,7 @@ def without_ids(message) -> dict:
     repeated prompt is found in the prefix cache the second time."""
     data = message.model_dump(exclude={"id"})
     usage = data.pop("usage")
-    data["prompt"] = usage["input_tokens"] + usage["cache_read_input_tokens"]
+    data["prompt"] = prompt_of(message.usage)
     data["output"] = usage["output_tokens"]
     for block in data["content"]:
         assert block.pop("id", "toolu_x").startswith("toolu_")
