@@ -10,9 +10,16 @@ it through the chat path.
 from __future__ import annotations
 
 import json
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, Union, get_args
 
-from pydantic import Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    Discriminator,
+    Field,
+    Tag,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from mlx_gen.server.errors import from_validation_error
 from mlx_gen.server.schemas.chat import ChatCompletionRequest
@@ -34,6 +41,28 @@ LOW_BUDGET_BELOW = 4096
 MEDIUM_BUDGET_BELOW = 16384
 # What an error result says to the model, which has no error flag.
 TOOL_ERROR_PREFIX = "Error: "
+
+
+def by_type(*models: type[Strict]) -> Any:
+    """The union of `models` chosen by their `type` field. An error's path
+    names the member by its class, as a plain union's does (loc_to_param
+    leaves it out); an unknown type is refused with the known ones."""
+    kinds = {get_args(m.model_fields["type"].annotation)[0]: m for m in models}
+
+    def member(value: Any) -> str | None:
+        kind = value.get("type") if isinstance(value, dict) else value.type
+        model = kinds.get(kind) if isinstance(kind, str) else None
+        return model.__name__ if model else None
+
+    known = ", ".join(repr(kind) for kind in kinds)
+    return Annotated[
+        Union[tuple(Annotated[m, Tag(m.__name__)] for m in models)],  # noqa: UP007
+        Discriminator(
+            member,
+            custom_error_type="unsupported_parameter",
+            custom_error_message=f"the type must be one of {known}",
+        ),
+    ]
 
 
 class CacheControl(Strict):
@@ -80,10 +109,7 @@ class ToolResultBlock(Strict):
         return TOOL_ERROR_PREFIX + content if self.is_error else content
 
 
-Block = Annotated[
-    TextBlock | ThinkingBlock | ToolUseBlock | ToolResultBlock,
-    Field(discriminator="type"),
-]
+Block = by_type(TextBlock, ThinkingBlock, ToolUseBlock, ToolResultBlock)
 USER_BLOCKS = (TextBlock, ToolResultBlock)
 ASSISTANT_BLOCKS = (TextBlock, ThinkingBlock, ToolUseBlock)
 
@@ -142,7 +168,9 @@ def assistant_message(blocks: list[Any]) -> dict[str, Any]:
             # Compact, as GPT-OSS writes arguments.
             "function": {
                 "name": b.name,
-                "arguments": json.dumps(b.input, separators=(",", ":")),
+                "arguments": json.dumps(
+                    b.input, ensure_ascii=False, separators=(",", ":")
+                ),
             },
         }
         for b in blocks
@@ -190,7 +218,7 @@ class ThinkingDisabled(Strict):
     type: Literal["disabled"]
 
 
-Thinking = Annotated[ThinkingEnabled | ThinkingDisabled, Field(discriminator="type")]
+Thinking = by_type(ThinkingEnabled, ThinkingDisabled)
 
 
 def effort_for(thinking: ThinkingEnabled | ThinkingDisabled | None) -> Effort | None:

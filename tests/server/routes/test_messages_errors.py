@@ -41,7 +41,10 @@ def test_max_tokens_is_required(server, claude):
 @pytest.mark.parametrize(
     ("change", "named"),
     [
-        ({"messages": [{"role": "user", "content": [{"type": "image"}]}]}, "image"),
+        (
+            {"messages": [{"role": "user", "content": [{"type": "image"}]}]},
+            "content[0]': the type must be one of",
+        ),
         ({"messages": [*HI, {"role": "assistant", "content": "The"}]}, "prefill"),
         ({"messages": [{"role": "assistant", "content": [RESULT]}]}, "tool_result"),
         ({"thinking": {"type": "enabled", "budget_tokens": 10}}, "budget_tokens"),
