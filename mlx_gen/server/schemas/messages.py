@@ -50,7 +50,11 @@ def by_type(*models: type[Strict]) -> Any:
     kinds = {get_args(m.model_fields["type"].annotation)[0]: m for m in models}
 
     def member(value: Any) -> str | None:
-        kind = value.get("type") if isinstance(value, dict) else value.type
+        kind = (
+            value.get("type")
+            if isinstance(value, dict)
+            else getattr(value, "type", None)
+        )
         model = kinds.get(kind) if isinstance(kind, str) else None
         return model.__name__ if model else None
 
