@@ -9,17 +9,9 @@ it through the chat path.
 
 from __future__ import annotations
 
-import json
-from typing import Annotated, Any, Literal, Union, get_args
+from typing import Annotated, Any, Literal
 
-from pydantic import (
-    Discriminator,
-    Field,
-    Tag,
-    ValidationError,
-    field_validator,
-    model_validator,
-)
+from pydantic import Field, ValidationError, field_validator, model_validator
 
 from mlx_gen.server.errors import from_validation_error
 from mlx_gen.server.schemas.chat import ChatCompletionRequest
@@ -31,6 +23,12 @@ from mlx_gen.server.schemas.common import (
     StopString,
     Strict,
 )
+from mlx_gen.server.schemas.message_content import (
+    CacheControl,
+    Message,
+    TextBlock,
+    by_type,
+)
 from mlx_gen.server.schemas.structured import check_schema_depth
 
 MAX_STOP_SEQUENCES = 16
@@ -39,150 +37,6 @@ MAX_STOP_SEQUENCES = 16
 # 31999).
 LOW_BUDGET_BELOW = 4096
 MEDIUM_BUDGET_BELOW = 16384
-# What an error result says to the model, which has no error flag.
-TOOL_ERROR_PREFIX = "Error: "
-
-
-def by_type(*models: type[Strict]) -> Any:
-    """The union of `models` chosen by their `type` field. An error's path
-    names the member by its class, as a plain union's does (loc_to_param
-    leaves it out); an unknown type is refused with the known ones."""
-    kinds = {get_args(m.model_fields["type"].annotation)[0]: m for m in models}
-
-    def member(value: Any) -> str | None:
-        kind = (
-            value.get("type")
-            if isinstance(value, dict)
-            else getattr(value, "type", None)
-        )
-        model = kinds.get(kind) if isinstance(kind, str) else None
-        return model.__name__ if model else None
-
-    known = ", ".join(repr(kind) for kind in kinds)
-    return Annotated[
-        Union[tuple(Annotated[m, Tag(m.__name__)] for m in models)],  # noqa: UP007
-        Discriminator(
-            member,
-            custom_error_type="unsupported_parameter",
-            custom_error_message=f"the type must be one of {known}",
-        ),
-    ]
-
-
-class CacheControl(Strict):
-    """Accepted and ignored: mlx-gen's prefix cache needs no breakpoints."""
-
-    type: Literal["ephemeral"]
-    ttl: Literal["5m", "1h"] | None = None
-
-
-class TextBlock(Strict):
-    type: Literal["text"]
-    text: str
-    cache_control: CacheControl | None = None
-    citations: None = None  # echoed back in a replayed answer; never made
-
-
-class ThinkingBlock(Strict):
-    type: Literal["thinking"]
-    thinking: str
-    # Any signature is taken: GPT-OSS's reasoning is plain text, nothing to check.
-    signature: str | None = None
-
-
-class ToolUseBlock(Strict):
-    type: Literal["tool_use"]
-    id: Name
-    name: Name
-    input: dict[str, Any]
-    cache_control: CacheControl | None = None
-
-
-class ToolResultBlock(Strict):
-    type: Literal["tool_result"]
-    tool_use_id: Name
-    content: str | list[TextBlock] | None = None
-    is_error: bool | None = None
-    cache_control: CacheControl | None = None
-
-    @property
-    def text(self) -> str:
-        content = self.content or ""
-        if not isinstance(content, str):
-            content = "".join(block.text for block in content)
-        return TOOL_ERROR_PREFIX + content if self.is_error else content
-
-
-Block = by_type(TextBlock, ThinkingBlock, ToolUseBlock, ToolResultBlock)
-USER_BLOCKS = (TextBlock, ToolResultBlock)
-ASSISTANT_BLOCKS = (TextBlock, ThinkingBlock, ToolUseBlock)
-
-
-class Message(Strict):
-    role: Literal["user", "assistant"]
-    content: str | list[Block]
-
-    @model_validator(mode="after")
-    def _blocks_of_the_role(self) -> Message:
-        allowed = USER_BLOCKS if self.role == "user" else ASSISTANT_BLOCKS
-        for block in self.blocks:
-            if not isinstance(block, allowed):
-                raise ValueError(f"a {self.role} message has no {block.type} blocks")
-        return self
-
-    @property
-    def blocks(self) -> list[Any]:
-        if isinstance(self.content, str):
-            return [TextBlock(type="text", text=self.content)]
-        return list(self.content)
-
-    def to_chat(self) -> list[dict[str, Any]]:
-        """The chat messages of this one: a user's tool results become tool
-        messages, an assistant's blocks one assistant message."""
-        if self.role == "assistant":
-            return [assistant_message(self.blocks)]
-        out: list[dict[str, Any]] = []
-        for block in self.blocks:
-            if isinstance(block, ToolResultBlock):
-                out.append(
-                    {
-                        "role": "tool",
-                        "tool_call_id": block.tool_use_id,
-                        "content": block.text,
-                    }
-                )
-            elif out and out[-1]["role"] == "user":
-                out[-1]["content"] += block.text
-            else:
-                out.append({"role": "user", "content": block.text})
-        return out
-
-
-def assistant_message(blocks: list[Any]) -> dict[str, Any]:
-    """One assistant turn: its thinking, text and tool calls."""
-    message: dict[str, Any] = {"role": "assistant", "content": ""}
-    thinking = [b.thinking for b in blocks if isinstance(b, ThinkingBlock)]
-    if thinking:
-        message["reasoning"] = "".join(thinking)
-    message["content"] = "".join(b.text for b in blocks if isinstance(b, TextBlock))
-    calls = [
-        {
-            "id": b.id,
-            "type": "function",
-            # Compact, as GPT-OSS writes arguments.
-            "function": {
-                "name": b.name,
-                "arguments": json.dumps(
-                    b.input, ensure_ascii=False, separators=(",", ":")
-                ),
-            },
-        }
-        for b in blocks
-        if isinstance(b, ToolUseBlock)
-    ]
-    if calls:
-        message["tool_calls"] = calls
-    return message
 
 
 class Tool(Strict):
@@ -216,19 +70,44 @@ class ThinkingEnabled(Strict):
     type: Literal["enabled"]
     # Anthropic's own lower bound.
     budget_tokens: int = Field(ge=1024, le=MAX_TOKENS_LIMIT)
+    # "omitted" (thinking hidden, only signed) is not implemented: refused.
+    display: Literal["summarized"] | None = None
+
+
+class ThinkingAdaptive(Strict):
+    type: Literal["adaptive"]
+    display: Literal["summarized"] | None = None
 
 
 class ThinkingDisabled(Strict):
     type: Literal["disabled"]
 
 
-Thinking = by_type(ThinkingEnabled, ThinkingDisabled)
+Thinking = by_type(ThinkingEnabled, ThinkingAdaptive, ThinkingDisabled)
 
 
-def effort_for(thinking: ThinkingEnabled | ThinkingDisabled | None) -> Effort | None:
-    """GPT-OSS always reasons: a thinking budget chooses how much; no
-    `thinking` leaves the served model's default."""
-    if thinking is None:
+class OutputFormat(Strict):
+    type: Literal["json_schema"]
+    schema_: dict[str, Any] = Field(alias="schema")
+
+    _shallow = field_validator("schema_")(check_schema_depth)
+
+
+class OutputConfig(Strict):
+    # GPT-OSS's highest is high.
+    effort: Literal["low", "medium", "high", "xhigh", "max"] | None = None
+    format: OutputFormat | None = None
+
+
+def effort_for(
+    thinking: ThinkingEnabled | ThinkingAdaptive | ThinkingDisabled | None,
+    output: OutputConfig | None,
+) -> Effort | None:
+    """GPT-OSS always reasons: an effort, else a thinking budget, chooses how
+    much; neither (or adaptive thinking) leaves the served model's default."""
+    if output is not None and output.effort is not None:
+        return "high" if output.effort in ("xhigh", "max") else output.effort
+    if thinking is None or isinstance(thinking, ThinkingAdaptive):
         return None
     if isinstance(thinking, ThinkingDisabled):
         return "low"
@@ -246,6 +125,8 @@ class CountTokensRequest(Strict):
     tools: list[Tool] | None = Field(None, max_length=MAX_TOOLS)
     tool_choice: ToolChoice | None = None
     thinking: Thinking | None = None
+    output_config: OutputConfig | None = None
+    cache_control: CacheControl | None = None
 
     @model_validator(mode="after")
     def _no_prefill(self) -> CountTokensRequest:
@@ -285,8 +166,16 @@ class CountTokensRequest(Strict):
             "parallel_tool_calls": False
             if choice and choice.disable_parallel_tool_use
             else None,
-            "reasoning_effort": effort_for(self.thinking),
+            "reasoning_effort": effort_for(self.thinking, self.output_config),
+            "response_format": self.response_format(),
         }
+
+    def response_format(self) -> dict[str, Any] | None:
+        output = self.output_config
+        if output is None or output.format is None:
+            return None
+        spec = {"name": "output", "schema": output.format.schema_}
+        return {"type": "json_schema", "json_schema": spec}
 
     def to_chat(self) -> ChatCompletionRequest:
         """The chat request this one stands for (its errors: a 400 as usual)."""

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import httpx
 import pytest
 
@@ -199,3 +201,18 @@ def test_thinking_budget_sets_the_reasoning_effort(server):
     assert tokens({"type": "enabled", "budget_tokens": 4096}) == efforts["medium"]
     assert tokens({"type": "enabled", "budget_tokens": 16383}) == efforts["medium"]
     assert tokens({"type": "enabled", "budget_tokens": 16384}) == efforts["high"]
+
+
+def test_an_output_format_shapes_the_text(claude):
+    reply = claude.messages.create(
+        model=MODEL,
+        messages=[{"role": "user", "content": "Hi"}],
+        output_config={
+            "effort": "low",
+            "format": {"type": "json_schema", "schema": SET_MODE["input_schema"]},
+        },
+        max_tokens=60,
+        extra_body={"max_reasoning_tokens": 2, "seed": 1},
+    )
+    assert reply.stop_reason == "end_turn"
+    assert json.loads(reply.content[-1].text)["mode"] in ("a", "b")

@@ -148,3 +148,35 @@ def test_refusals_name_what_is_wrong():
          "max_tokens": 8},
     )  # fmt: skip
     assert counted.param == "max_tokens"
+
+
+@pytest.mark.parametrize(
+    ("output_config", "thinking", "effort"),
+    [
+        ({"effort": "medium"}, {"type": "disabled"}, "medium"),
+        ({"effort": "max"}, None, "high"),
+        ({"effort": "xhigh"}, None, "high"),
+        ({}, {"type": "adaptive", "display": "summarized"}, None),
+    ],
+)
+def test_an_output_effort_comes_before_the_thinking_budget(
+    output_config, thinking, effort
+):
+    chat = chat_of(
+        messages=[{"role": "user", "content": "Hi"}],
+        output_config=output_config,
+        thinking=thinking,
+        cache_control={"type": "ephemeral"},
+    )
+    assert chat.effort == effort
+
+
+def test_an_output_format_is_the_chat_response_format():
+    schema = {"type": "object", "properties": {"a": {"type": "string"}}}
+    chat = chat_of(
+        messages=[{"role": "user", "content": "Hi"}],
+        output_config={"format": {"type": "json_schema", "schema": schema}},
+    )
+    assert chat.response_format.answer_schema() == schema
+    hidden = refused({"thinking": {"type": "adaptive", "display": "omitted"}})
+    assert hidden.param == "thinking.display"
