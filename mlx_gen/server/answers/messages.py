@@ -5,9 +5,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from mlx_gen.engine.types import GenerationEvent
-from mlx_gen.server.answers.chat import ChatAnswer
 from mlx_gen.server.answers.message_blocks import ContentBlocks
+from mlx_gen.server.answers.typed_events import TypedEventsAnswer
 from mlx_gen.server.errors import APIError
 from mlx_gen.server.sse import Frame, encode
 
@@ -24,10 +23,10 @@ def usage_of(prompt: int, cached: int, output: int) -> dict[str, Any]:
     }
 
 
-class MessagesAnswer(ChatAnswer):
+class MessagesAnswer(TypedEventsAnswer):
     stream_end: tuple[Frame, ...] = ()
 
-    def __init__(self, prompt_tokens: int, *args: Any, **kwargs: Any) -> None:
+    def __init__(self, *args: Any, prompt_tokens: int, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.prompt_tokens = prompt_tokens
         self.message_id = "msg_" + self.request_id.removeprefix("msg-")
@@ -44,22 +43,15 @@ class MessagesAnswer(ChatAnswer):
         message = self.envelope_of([], None, None, usage)
         return [{"type": "message_start", "message": message}, {"type": "ping"}]
 
-    def feed(self, event: GenerationEvent) -> list[dict[str, Any]]:
-        step = self.advance(event)
-        if step is None or not self.stream:
-            return []
-        parsed, ends_now = step
-        events = [e for p in parsed for e in self.streamed.feed(p)]
-        if ends_now:
-            events += self.streamed.close()
-        if self.done:
-            whole = self.response()
-            delta = {key: whole[key] for key in ("stop_reason", "stop_sequence")}
-            events += [
-                {"type": "message_delta", "delta": delta, "usage": whole["usage"]},
-                {"type": "message_stop"},
-            ]
-        return events
+    def close_streamed(self) -> list[dict[str, Any]]:
+        return self.streamed.close()
+
+    def last_events(self, whole: dict[str, Any]) -> list[dict[str, Any]]:
+        delta = {key: whole[key] for key in ("stop_reason", "stop_sequence")}
+        return [
+            {"type": "message_delta", "delta": delta, "usage": whole["usage"]},
+            {"type": "message_stop"},
+        ]
 
     def response(self) -> dict[str, Any]:
         choice = self.choices[0]

@@ -3,14 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from functools import partial
 
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import Response
 
 from mlx_gen.chat.base import RenderedPrompt
-from mlx_gen.engine.detokenizer import decoder_for
 from mlx_gen.server.answers.base import new_id
 from mlx_gen.server.answers.chat import ChatAnswer
 from mlx_gen.server.answers.deliver import respond
@@ -81,14 +79,11 @@ async def chat_completions(request: Request) -> Response:
     served = state.served
 
     def make_answer(request_id: str, n: int, _prompt_tokens: int) -> ChatAnswer:
-        return ChatAnswer(
+        return ChatAnswer.of(
+            served,
             request_id,
-            served.name,
             n,
-            served.chat_format.parser,
-            decoder_for(served.tokenizer),
-            partial(served.engine.abort, request_id),
-            body.top_logprobs_asked,
+            top_logprobs=body.top_logprobs_asked,
             stream=bool(body.stream),
             include_usage=body.include_usage,
             stops=list(body.stop or []),

@@ -4,13 +4,10 @@ schemas/messages.py)."""
 
 from __future__ import annotations
 
-from functools import partial
-
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from mlx_gen.engine.detokenizer import decoder_for
 from mlx_gen.server.answers.chat import ChatAnswer
 from mlx_gen.server.answers.messages import MessagesAnswer
 from mlx_gen.server.body import read_body
@@ -22,19 +19,15 @@ from mlx_gen.server.state import state_of
 
 async def create_message(request: Request) -> Response:
     state, body = await read_generation(request, MessagesRequest)
-    served = state.served
     chat = body.to_chat()
 
     def make_answer(request_id: str, n: int, prompt_tokens: int) -> ChatAnswer:
-        return MessagesAnswer(
-            prompt_tokens,
+        return MessagesAnswer.of(
+            state.served,
             request_id,
-            served.name,
             n,
-            served.chat_format.parser,
-            decoder_for(served.tokenizer),
-            partial(served.engine.abort, request_id),
-            None,
+            prompt_tokens=prompt_tokens,
+            top_logprobs=None,
             stream=bool(body.stream),
             stops=body.stop_sequences,
             one_call=chat.parallel_tool_calls is False,

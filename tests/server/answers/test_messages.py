@@ -23,8 +23,8 @@ def answer(harmony, tiny_tokenizer, **kw) -> MessagesAnswer:
     ended = kw.pop("ended", [])
     kw.setdefault("stream", True)
     return MessagesAnswer(
-        11, "msg-abc", "tiny", 1, harmony.parser, decoder_for(tiny_tokenizer),
-        ended.append, None, **kw,
+        "msg-abc", "tiny", 1, harmony.parser, decoder_for(tiny_tokenizer),
+        ended.append, None, prompt_tokens=11, **kw,
     )  # fmt: skip
 
 
