@@ -8,6 +8,8 @@ import httpx
 import pytest
 
 from ..conftest import MODEL
+from ..helpers import script_ids
+from .test_chat_completions import THINK_THEN_ANSWER
 from .test_messages import count, prompt_of
 
 ROUTE = "/v1/messages"
@@ -85,6 +87,13 @@ def test_an_internal_error_is_an_api_error(server, script):
     failed = httpx.post(server.url(ROUTE), json=BODY)
     message = anthropic_error(failed, 500, "api_error")
     assert "secret detail" not in message
+
+
+def test_a_generation_failing_is_an_api_error(server, script, tiny_tokenizer):
+    script.ids = script_ids(tiny_tokenizer, THINK_THEN_ANSWER)
+    script.fail_after = 3
+    failed = httpx.post(server.url(ROUTE), json=BODY | {"max_tokens": 50})
+    assert "Generation failed" in anthropic_error(failed, 500, "api_error")
 
 
 def test_auth_takes_either_header_and_refuses_in_anthropics_shape(make_server):
