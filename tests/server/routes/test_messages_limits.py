@@ -3,13 +3,15 @@ discipline as chat."""
 
 from __future__ import annotations
 
+import logging
+
 import anthropic
 import httpx
 import pytest
 from polling import wait_until
 
 from ..conftest import MODEL
-from ..helpers import script_ids
+from ..helpers import access_lines, script_ids
 from ..test_metrics import samples, value
 from .test_messages import prompt_of
 
@@ -73,3 +75,19 @@ def test_a_repeated_prompt_reports_its_cache_reads(claude, script, tiny_tokenize
         again.usage.cache_read_input_tokens >= first.usage.cache_read_input_tokens + 64
     )
     assert again.usage.input_tokens >= 1
+
+
+def test_the_access_log_has_its_line(server, script, tiny_tokenizer, caplog):
+    script.ids = script_ids(tiny_tokenizer, "<|channel|>final<|message|>ok<|return|>")
+    body = {"model": MODEL, "messages": HI, "max_tokens": 8}
+    with caplog.at_level(logging.INFO, logger="mlx_gen.access"):
+        reply = httpx.post(server.url(ROUTE), json=body).json()
+        (line,) = access_lines(caplog, 1)
+    assert line["path"] == ROUTE and line["status"] == 200 and line["model"] == MODEL
+    usage = reply["usage"]
+    assert (
+        line["prompt_tokens"]
+        == usage["input_tokens"] + usage["cache_read_input_tokens"]
+    )
+    assert line["cached_tokens"] == usage["cache_read_input_tokens"]
+    assert line["completion_tokens"] == usage["output_tokens"] == len(script.ids)
