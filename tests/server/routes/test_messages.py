@@ -216,3 +216,27 @@ def test_an_output_format_shapes_the_text(claude):
     )
     assert reply.stop_reason == "end_turn"
     assert json.loads(reply.content[-1].text)["mode"] in ("a", "b")
+
+
+def test_thinking_given_back_follows_harmonys_history_rules(server):
+    """The thinking of a finished turn is dropped; that of a turn still
+    calling tools is kept."""
+    thinking = {"type": "thinking", "thinking": "weigh the options", "signature": "x"}
+    answer = {"type": "text", "text": "Paris."}
+    call = {"type": "tool_use", "id": "toolu_1", "name": "get_weather",
+            "input": {"city": "Paris"}}  # fmt: skip
+    result = {"type": "tool_result", "tool_use_id": "toolu_1", "content": "21"}
+
+    def turns(assistant: list, then: list) -> list:
+        return [
+            {"role": "user", "content": ASK},
+            {"role": "assistant", "content": assistant},
+            {"role": "user", "content": then},
+        ]
+
+    again = [{"type": "text", "text": "And Rome?"}]
+    finished = count(server, messages=turns([thinking, answer], again))
+    assert finished == count(server, messages=turns([answer], again))
+    calling = count(server, messages=turns([thinking, call], [result]), tools=[WEATHER])
+    without = count(server, messages=turns([call], [result]), tools=[WEATHER])
+    assert calling > without
