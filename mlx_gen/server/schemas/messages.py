@@ -33,8 +33,8 @@ from mlx_gen.server.schemas.structured import check_schema_depth
 
 MAX_STOP_SEQUENCES = 16
 # Thinking budgets below these map to low, then medium reasoning; the rest to
-# high (Claude Code's "think" is 4000 tokens, "think hard" 10000, "ultrathink"
-# 31999).
+# high (Claude Code 1.x asked 4000 tokens for "think", 10000 for "think hard",
+# 31999 for "ultrathink").
 LOW_BUDGET_BELOW = 4096
 MEDIUM_BUDGET_BELOW = 16384
 
