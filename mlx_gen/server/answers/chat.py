@@ -175,7 +175,7 @@ class ChatChoice:
         return message
 
 
-Answer = TypeVar("Answer", bound="ChatAnswer")
+Built = TypeVar("Built", bound="ChatAnswer")
 
 
 class ChatAnswer(AnswerBase):
@@ -208,8 +208,8 @@ class ChatAnswer(AnswerBase):
 
     @classmethod
     def of(
-        cls: type[Answer], served: ServedModel, request_id: str, n: int, **options: Any
-    ) -> Answer:
+        cls: type[Built], served: ServedModel, request_id: str, n: int, **options: Any
+    ) -> Built:
         """The answer to `request_id` from `served`: parsed by its format,
         decoded by its tokenizer, a choice ended early freed in its engine."""
         return cls(
