@@ -102,7 +102,7 @@ def encode(body: Any) -> bytes:
 
 @HOSTILE
 @given(path=st.sampled_from(ENDPOINTS), changed=changes, dropped=st.booleans())
-def test_hostile_fields_get_an_answer_or_an_openai_error(
+def test_hostile_fields_get_an_answer_or_the_apis_error(
     server, client, path, changed, dropped
 ):
     body = {**VALID[path], **dict(changed)}
@@ -113,7 +113,7 @@ def test_hostile_fields_get_an_answer_or_an_openai_error(
 
 @HOSTILE
 @given(path=st.sampled_from(sorted(TEXT_FIELD)), text=texts, stop=texts)
-def test_hostile_text_gets_an_answer_or_an_openai_error(
+def test_hostile_text_gets_an_answer_or_the_apis_error(
     server, client, path, text, stop
 ):
     body = with_text(path, text)
@@ -175,13 +175,13 @@ def test_hostile_tools_get_an_answer_or_an_openai_error(
 
 @HOSTILE
 @given(path=st.sampled_from(ENDPOINTS), body=junk)
-def test_any_json_gets_an_answer_or_an_openai_error(server, client, path, body):
+def test_any_json_gets_an_answer_or_the_apis_error(server, client, path, body):
     check(server, send(client, path, encode(body)), path)
 
 
 @HOSTILE
 @given(path=st.sampled_from(ENDPOINTS), raw=raw_bodies)
-def test_byte_garbage_gets_an_answer_or_an_openai_error(server, client, path, raw):
+def test_byte_garbage_gets_an_answer_or_the_apis_error(server, client, path, raw):
     check(server, send(client, path, raw), path)
 
 
