@@ -18,6 +18,13 @@ from mlx_gen.server.answers.messages import MessagesAnswer
 from ..helpers import script_ids
 from .test_chat import THINK_THEN_ANSWER, TOOL_CALL, TWO_CALLS, events_of
 
+# The block field each delta type adds to.
+FIELDS = {
+    "text_delta": "text",
+    "thinking_delta": "thinking",
+    "signature_delta": "signature",
+}
+
 
 def answer(harmony, tiny_tokenizer, **kw) -> MessagesAnswer:
     ended = kw.pop("ended", [])
@@ -48,10 +55,8 @@ def test_the_stream_builds_the_whole_message(harmony, tiny_tokenizer):
             built["content"].append(event["content_block"])
         elif event["type"] == "content_block_delta":
             block, delta = built["content"][event["index"]], event["delta"]
-            field = {"text_delta": "text", "thinking_delta": "thinking"}.get(
-                delta["type"], "signature"
-            )
-            block[field] = (block[field] if field != "signature" else "") + delta[field]
+            field = FIELDS[delta["type"]]
+            block[field] += delta[field]
         elif event["type"] == "message_delta":
             built |= event["delta"] | {"usage": event["usage"]}
     assert built == message
