@@ -24,12 +24,17 @@ from mlx_gen.server.errors import APIError, bad_request, model_not_found, unavai
 from mlx_gen.server.rate_limits import Reservation
 from mlx_gen.server.schemas.chat import ChatCompletionRequest
 from mlx_gen.server.schemas.completions import CompletionRequest
+from mlx_gen.server.schemas.messages import MessagesRequest
 from mlx_gen.server.schemas.responses import ResponsesRequest
 from mlx_gen.server.served import ServedModel
 from mlx_gen.server.state import AppState, state_of
 
 GenerationBody = TypeVar(
-    "GenerationBody", ChatCompletionRequest, CompletionRequest, ResponsesRequest
+    "GenerationBody",
+    ChatCompletionRequest,
+    CompletionRequest,
+    ResponsesRequest,
+    MessagesRequest,
 )
 
 

@@ -14,6 +14,7 @@ from typing import Any
 
 from mlx_gen.engine.types import GenerationEvent
 from mlx_gen.server.errors import APIError
+from mlx_gen.server.sse import Frame, encode
 
 
 def new_id(prefix: str) -> str:
@@ -83,6 +84,8 @@ class AnswerBase:
     """State shared by chat and text answers: ids, usage, failure, chunks."""
 
     chunk_object = ""
+    # The frames after the last chunk: OpenAI's `data: [DONE]`.
+    stream_end: tuple[Frame, ...] = ("[DONE]",)
 
     def __init__(
         self, request_id: str, model: str, n: int, stream: bool, include_usage: bool
@@ -131,10 +134,18 @@ class AnswerBase:
     def usage_chunk(self) -> dict[str, Any]:
         return self.chunk([]) | {"usage": self.tally.as_dict()}
 
+    def frame(self, chunk: dict[str, Any]) -> Frame:
+        """One chunk as the frame that sends it."""
+        return encode(chunk)
+
+    def error_chunk(self, error: APIError) -> dict[str, Any]:
+        """An error inside a stream that already answered 200."""
+        return error.body()
+
     def failure_chunks(self) -> list[dict[str, Any]]:
         """What a stream sends when its generation failed after the 200."""
         assert self.failure is not None
-        return [self.failure.body()]
+        return [self.error_chunk(self.failure)]
 
     def finish(
         self, event: GenerationEvent, reasoning: int = 0, check: bool = True
