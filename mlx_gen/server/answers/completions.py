@@ -11,6 +11,7 @@ logprob, rank and text.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from mlx_gen.engine.detokenizer import TokenDecoder
@@ -33,9 +34,19 @@ def completion_logprobs(
     return {
         "tokens": tokens,
         "token_logprobs": [e.logprob for e in entries],
-        "top_logprobs": [{text(t): lp for t, lp in e.top[:top_n]} for e in entries],
+        "top_logprobs": [_by_text(e.top[:top_n], text) for e in entries],
         "text_offset": offsets,
     }
+
+
+def _by_text(
+    top: list[tuple[int, float]], text: Callable[[int], str]
+) -> dict[str, float]:
+    """Alternatives by their text; of tokens written alike, the most likely."""
+    out: dict[str, float] = {}
+    for token, logprob in top:
+        out.setdefault(text(token), logprob)
+    return out
 
 
 def echoed_logprobs(

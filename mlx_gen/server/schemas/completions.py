@@ -35,9 +35,9 @@ class CompletionRequest(SamplingFields, GuidedFields):
     prompt: str | list[TokenId] | list[str] | list[list[TokenId]] = Field(
         max_length=MAX_PROMPT_IDS
     )
-    # 0 only with echo: the prompt is scored or echoed, nothing is generated.
-    max_tokens: int | None = Field(None, ge=0, le=MAX_TOKENS_LIMIT)
     echo: bool | None = None
+    # 0 only with echo (checked after it): the prompt, scored or not; nothing made.
+    max_tokens: int | None = Field(None, ge=0, le=MAX_TOKENS_LIMIT)
     logprobs: int | None = Field(None, ge=0, le=MAX_COMPLETION_LOGPROBS)
     # vLLM's extension: the prompt's tokens scored, with this many alternatives.
     prompt_logprobs: int | None = Field(None, ge=0, le=MAX_TOP_LOGPROBS)
