@@ -15,6 +15,7 @@ from mlx_gen.engine.detokenizer import decoder_for
 from mlx_gen.server.answers.base import new_id
 from mlx_gen.server.answers.completions import CompletionAnswer
 from mlx_gen.server.answers.deliver import respond
+from mlx_gen.server.errors import bad_request
 from mlx_gen.server.generate import (
     admit_many,
     check_token_ids,
@@ -43,6 +44,11 @@ async def completions(request: Request) -> Response:
     state, body = await read_generation(request, CompletionRequest)
     served = state.served
     prompts = body.prompts
+    # The engine queues a batch whole or not at all: refuse one that never fits
+    # before tokenizing it.
+    most = state.settings.max_queue + state.settings.max_batch_size
+    if len(prompts) > most:
+        raise bad_request(f"At most {most} prompts fit in one request.", "prompt")
     prompt_ids = await run_in_threadpool(_token_ids, prompts, served)
     echoes = None
     if body.echo:

@@ -89,3 +89,13 @@ def test_the_rate_limit_counts_every_prompt(make_server, tiny_tokenizer):
     assert str(3 * one) in too_large.value.message
     reply = client.completions.create(model=MODEL, prompt=prompts[:2], max_tokens=4)
     assert len(reply.choices) == 2
+
+
+def test_a_batch_the_queue_can_never_hold_is_refused(make_server):
+    server = make_server(max_queue=1, max_batch_size=2)
+    client = openai.OpenAI(base_url=server.url("/v1"), api_key="x", max_retries=0)
+    with pytest.raises(openai.BadRequestError) as refused:
+        client.completions.create(model=MODEL, prompt=["a"] * 4, max_tokens=1)
+    assert refused.value.param == "prompt" and "At most 3 prompts" in str(refused.value)
+    reply = client.completions.create(model=MODEL, prompt=["a"] * 3, max_tokens=1)
+    assert len(reply.choices) == 3
