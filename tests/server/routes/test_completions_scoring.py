@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import random
 from collections.abc import Iterator
+from dataclasses import replace
 from typing import Any
 
 import httpx
@@ -26,26 +27,19 @@ TOL = 1e-4
 
 
 @pytest.fixture(scope="module")
-def scoring_server(tiny_model_path, tiny_tokenizer, harmony) -> Iterator[Any]:
+def scoring_server(tiny_model_path, served) -> Iterator[Any]:
+    """The tiny model served with 16-token prefill chunks and a prefix cache."""
     from mlx_gen.engine.config import EngineConfig
     from mlx_gen.engine.llm_engine import load_engine
     from mlx_gen.server.app import create_app
-    from mlx_gen.server.served import ServedModel
 
     config = EngineConfig(
         max_batch_size=8, prefill_step_size=16, prefix_cache_bytes=4 << 20
     )
     engine = load_engine(tiny_model_path, config)
-    served = ServedModel(
-        name=MODEL,
-        engine=engine,
-        chat_format=harmony,
-        tokenizer=tiny_tokenizer,
-        max_context=4096,
-        vocab_size=len(tiny_tokenizer),
-    )
     try:
-        with live(create_app(settings_for(), served)) as running:
+        app = create_app(settings_for(), replace(served, engine=engine))
+        with live(app) as running:
             yield running
     finally:
         engine.shutdown()
