@@ -21,7 +21,7 @@ import pytest
 from mlx_gen.engine.detokenizer import decoder_for
 
 from ..conftest import MODEL
-from ..helpers import live, settings_for
+from ..helpers import live, settings_for, sse_lines, sse_payloads
 
 TOL = 1e-4
 
@@ -188,3 +188,22 @@ def test_an_lm_eval_harness_request(scoring_server, tiny_model):
     (choice,) = reply.json()["choices"]
     assert choice["logprobs"]["token_logprobs"][0] is None
     assert all(isinstance(x, float) for x in choice["logprobs"]["token_logprobs"][1:])
+
+
+def test_streamed_echo_logprobs_equal_the_whole_answer(scoring_server, sdk):
+    ids = prompt_ids(8, 40)
+    body = {"model": MODEL, "prompt": ids, "echo": True, "logprobs": 2,
+            "max_tokens": 3, "temperature": 0, "n": 2}  # fmt: skip
+    with httpx.stream(
+        "POST", scoring_server.url("/v1/completions"), json=body | {"stream": True}
+    ) as r:
+        chunks = sse_payloads(sse_lines(r))
+    streamed: dict[int, dict[str, list]] = {}
+    for chunk in chunks:
+        (choice,) = chunk["choices"]
+        for key, values in (choice["logprobs"] or {}).items():
+            streamed.setdefault(choice["index"], {}).setdefault(key, []).extend(values)
+    whole = httpx.post(scoring_server.url("/v1/completions"), json=body).json()
+    for choice in whole["choices"]:
+        assert len(choice["logprobs"]["tokens"]) == len(ids) + 3
+        assert streamed[choice["index"]] == choice["logprobs"]
