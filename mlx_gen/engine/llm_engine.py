@@ -1,4 +1,5 @@
-"""The engine's public face: start, submit, abort, stats, shutdown.
+"""The engine's public face: start, submit (one request, or several as one
+unit with `submit_many`), abort, stats, shutdown.
 
 One thread owns MLX (engine_thread.py); this side calls `mx` only once, at
 construction, to materialize the model's lazy arrays (MLX streams belong to
