@@ -58,23 +58,33 @@ def engine_failure(event: GenerationEvent) -> APIError | None:
 
 @dataclass
 class UsageTally:
-    """Usage summed over the choices of one request."""
+    """Usage summed over the choices of one request (of its prompts, if a batch)."""
 
-    prompt: int = 0
-    cached: int = 0
     completion: int = 0
     reasoning: int = 0
     finished: set[int] = field(default_factory=set)
+    # (prompt, cached) tokens by engine request: one per prompt, shared by
+    # its choices, so counted once.
+    prompts: dict[str, tuple[int, int]] = field(default_factory=dict)
 
     def add(self, event: GenerationEvent, reasoning: int = 0) -> None:
         """Count a finished choice (its last event)."""
         self.finished.add(event.index)
         self.reasoning += reasoning
         if event.usage is not None:
-            # Every choice shares the prompt; count it once.
-            self.prompt = max(self.prompt, event.usage.prompt_tokens)
-            self.cached = max(self.cached, event.usage.cached_tokens)
+            self.prompts[event.request_id] = max(
+                self.prompts.get(event.request_id, (0, 0)),
+                (event.usage.prompt_tokens, event.usage.cached_tokens),
+            )
             self.completion += event.usage.completion_tokens
+
+    @property
+    def prompt(self) -> int:
+        return sum(prompt for prompt, _ in self.prompts.values())
+
+    @property
+    def cached(self) -> int:
+        return sum(cached for _, cached in self.prompts.values())
 
     def as_dict(self) -> dict[str, Any]:
         return usage_dict(self.prompt, self.completion, self.reasoning, self.cached)

@@ -30,6 +30,7 @@ from mlx_gen.server.context import info_of
 from mlx_gen.server.errors import APIError, internal_error
 from mlx_gen.server.metrics import TokenTimer
 from mlx_gen.server.rate_limits import Reservation
+from mlx_gen.server.served import EventStream
 from mlx_gen.server.sse import Frame, sse_response
 from mlx_gen.server.state import AppState
 
@@ -68,12 +69,12 @@ async def respond(
     request: Request,
     state: AppState,
     answer: Answer,
-    events: AsyncIterator[GenerationEvent],
+    events: EventStream,
     reservation: Reservation,
     prompt_tokens: int,
 ) -> Response:
     timed = _timed(events, TokenTimer(state.metrics, info_of(request.scope)))
-    close = _closer(request, state, answer, reservation, prompt_tokens)
+    close = _closer(request, events, answer, reservation, prompt_tokens)
     if answer.stream:
         frames = _frames(answer, timed, close)
         return sse_response(frames, state.settings, reservation.headers)
@@ -98,14 +99,14 @@ async def _timed(
 
 def _closer(
     request: Request,
-    state: AppState,
+    events: EventStream,
     answer: Answer,
     reservation: Reservation,
     prompt_tokens: int,
 ) -> Callable[[], None]:
     def close() -> None:
         if not answer.done:
-            state.served.engine.abort(answer.request_id)
+            events.close()  # aborts the engine requests still running
         reservation.settle(prompt_tokens + answer.generated)
         usage = answer.tally.as_dict()
         usage["prompt_tokens"] = usage["prompt_tokens"] or prompt_tokens
