@@ -196,8 +196,11 @@ class EngineThread:
             if state.slot is None:  # failed earlier in this iteration
                 continue
             try:
-                self._runner.prefill(state.slot, state.prompt[start:end])
-                self._scheduler.prefilled_to(state, end)
+                if state.scoring:
+                    self._prefill_scored(state, start, end)
+                else:
+                    self._runner.prefill(state.slot, state.prompt[start:end])
+                    self._scheduler.prefilled_to(state, end)
             except Exception as exc:
                 self._fail(state, exc)
         for state in self._scheduler.ready():
@@ -207,6 +210,10 @@ class EngineThread:
             except Exception as exc:
                 self._fail(state, exc)
                 continue
+            if state.request.sampling.max_tokens == 0:  # scored: nothing to make
+                for seq in state.live():
+                    self._end(seq, "length", None)
+                continue
             try:
                 self._runner.add(state.live(), state.slot, state.prompt[-1], state.seed)
             except Exception as exc:  # the batch caches may be half-extended
@@ -215,11 +222,21 @@ class EngineThread:
                 continue
             self._scheduler.join(state)
 
+    def _prefill_scored(self, state: RequestState, start: int, end: int) -> None:
+        prompt, top = state.prompt, state.request.sampling.prompt_logprobs
+        scores = self._runner.prefill_scored(
+            state.slot, prompt[start:end], prompt[start + 1 : end + 1], top
+        )
+        self._scheduler.prefilled_to(state, end, scores)
+
     def _begin(self, state: RequestState) -> None:
         now = time.perf_counter()
         params, prompt = state.request.sampling, state.prompt
         seed = params.seed if params.seed is not None else self._seeds.getrandbits(63)
-        cached = self._prefix.lookup(prompt, state.slot)
+        # A cached prefix has no logits, and making them again costs its whole
+        # prefill: a scoring request is prefilled from its first token (and
+        # still leaves its prompt in the prefix cache for the next ones).
+        cached = 0 if state.scoring else self._prefix.lookup(prompt, state.slot)
         processors = [
             *make_processors(params, len(prompt)),
             *state.request.logits_processors,

@@ -42,6 +42,8 @@ class RequestState:
     slot: int | None = None  # its prompt cache in the runner, until it joins
     position: int = 0  # prompt tokens already in that cache
     seed: int = 0  # of its choices' PRNG keys
+    # The prompt's scores so far, if asked: of its tokens 1 to `position`.
+    scores: list[TokenLogprob] = field(default_factory=list)
 
     @property
     def prompt(self) -> list[int]:
@@ -54,6 +56,10 @@ class RequestState:
     @property
     def prefilled(self) -> bool:
         return self.position >= len(self.prompt) - 1
+
+    @property
+    def scoring(self) -> bool:
+        return self.request.sampling.prompt_logprobs is not None
 
     def live(self) -> list[Sequence]:
         return [s for s in self.seqs if not s.finished]
@@ -139,7 +145,7 @@ class Scheduler:
         for state in self.prefilling:
             start, target = state.position, len(state.prompt) - 1
             while start < target and budget > 0:
-                end = min(target, start + self.memory.chunk_size(start))
+                end = min(target, start + self.memory.chunk_size(start, state.scoring))
                 chunks.append((state, start, end))
                 budget -= end - start
                 start = end
@@ -147,14 +153,21 @@ class Scheduler:
                 break
         return chunks
 
-    def prefilled_to(self, state: RequestState, end: int) -> None:
+    def prefilled_to(
+        self, state: RequestState, end: int, scores: list[TokenLogprob] | None = None
+    ) -> None:
         state.position = end
+        state.scores += scores or []
 
     def ready(self) -> list[RequestState]:
-        """Prefilled requests, out of prefilling: they join the batch next."""
+        """Prefilled requests, out of prefilling, their choices given the
+        prompt's scores if asked: they join the batch next."""
         done = [s for s in self.prefilling if s.prefilled]
         for state in done:
             self.prefilling.remove(state)
+            if state.scoring:
+                for seq in state.seqs:
+                    seq.prompt_logprobs = state.scores
         return done
 
     def join(self, state: RequestState) -> None:

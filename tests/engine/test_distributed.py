@@ -20,6 +20,7 @@ from mlx_gen.engine.distributed.engine import DistributedEngine
 from mlx_gen.engine.distributed.leader import HEARTBEAT_SECONDS
 from mlx_gen.engine.distributed.load import Terms, agree, rank_config
 from mlx_gen.engine.distributed.protocol import CallChannel
+from mlx_gen.engine.types import GenerationRequest, SamplingParams
 
 from .helpers import collect, greedy, run
 
@@ -123,3 +124,14 @@ def test_one_rank_speculating_generates_what_the_plain_engine_does(tiny_model):
         plain.shutdown()
     assert [r.tokens for r in got] == [r.tokens for r in want]
     assert leader.stats().speculation.accepted > 0
+
+
+def test_one_rank_scores_prompts_as_the_plain_engine_does(engines):
+    def scoring() -> GenerationRequest:
+        sampling = SamplingParams(max_tokens=0, temperature=0.0, prompt_logprobs=2)
+        return GenerationRequest(list(range(100, 160)), sampling)
+
+    leader, plain = (run(collect(e, scoring())).events for e in engines)
+    assert len(leader) == len(plain) == 1
+    assert len(leader[0].prompt_logprobs) == 59
+    assert leader[0].prompt_logprobs == plain[0].prompt_logprobs
