@@ -6,9 +6,9 @@ mlx-lm runs fewer than 64 rows).
     LD_PRELOAD=/usr/lib/x86_64-linux-gnu/openblas-pthread/libblas.so.3 \\
         python benchmarks/verification_cost.py --batch 1 --repeats 15
 
-Each width is timed `repeats` times, the widths interleaved, on a cache
-holding a 100-token prompt (trimmed back after each pass); prints the
-median milliseconds per pass as one JSON object.
+Each width is timed `repeats` times, widths and the two ways interleaved,
+after a round of warm-up, on one cache holding a 100-token prompt (trimmed
+back after each pass); prints the median milliseconds per pass as JSON.
 """
 
 from __future__ import annotations
@@ -36,27 +36,30 @@ def main() -> None:
     args = parser.parse_args()
     model = mlx_lm.load(str(ensure_model("bench")))[0]
     batch = args.batch
-    results = {}
-    for grouped in (False, True):
-        cache = [layer.merge([layer] * batch) for layer in make_prompt_cache(model)]
-        model(mx.zeros((batch, 100), dtype=mx.uint32), cache=cache)
-        mx.eval([layer.state for layer in cache])
-        times: dict[int, list[float]] = {w: [] for w in WIDTHS}
-        for _ in range(args.repeats):
-            for width in WIDTHS:
+    cache = [layer.merge([layer] * batch) for layer in make_prompt_cache(model)]
+    model(mx.zeros((batch, 100), dtype=mx.uint32), cache=cache)
+    mx.eval([layer.state for layer in cache])
+    kinds = ("ungrouped", "grouped")
+    times = {(kind, w): [] for kind in kinds for w in WIDTHS}
+    for repeat in range(args.repeats + 1):  # the first round warms up
+        for width in WIDTHS:
+            for kind in kinds:
                 tokens = mx.arange(batch * width, dtype=mx.uint32) * 101 % 8000
                 start = time.perf_counter()
-                with grouped_experts(model) if grouped else nullcontext():
+                with grouped_experts(model) if kind == "grouped" else nullcontext():
                     out = model(tokens.reshape(batch, width), cache=cache)
                 mx.eval(out)
-                times[width].append(time.perf_counter() - start)
+                if repeat:
+                    times[kind, width].append(time.perf_counter() - start)
                 for layer in cache:  # below the window: a plain trim is right
                     layer.trim(width)
-        name = "grouped" if grouped else "ungrouped"
-        results[name] = {
-            f"{w} tokens ms": round(statistics.median(t) * 1000, 1)
-            for w, t in times.items()
+    results = {
+        kind: {
+            f"{w} tokens ms": round(statistics.median(times[kind, w]) * 1000, 1)
+            for w in WIDTHS
         }
+        for kind in kinds
+    }
     print(json.dumps({"batch": batch, **results}, indent=2))
 
 

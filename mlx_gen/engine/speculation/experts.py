@@ -5,7 +5,7 @@ pairs up; below that each row multiplies its experts' weights on its own. A
 verification pass has few rows (B x (1 + k)), most of which pick the same
 experts, so ungrouped it reads the same expert weights again for every row:
 on the benchmark model, 5 tokens of one row cost 2.3x one token ungrouped and
-1.5x grouped (benchmarks/RESULTS.md). During a verification pass the model's
+1.6x grouped (benchmarks/RESULTS.md). During a verification pass the model's
 SwitchGLU layers group their rows whatever their number.
 """
 
