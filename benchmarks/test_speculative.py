@@ -9,7 +9,7 @@ cycles are this model's copying.) Every request is greedy and generates
 exactly its max_tokens; the outputs of both engines are checked identical.
 
 Figures per system: steady decode tok/s (as test_engine.py), tokens per
-decode forward pass per stream (generated tokens / (passes x batch)), and, with
+decode forward pass per stream (generated tokens / (rows x passes)), and, with
 speculation, the share of proposed tokens kept. "unlimited" speculates at
 every batch size (no back-off): where it loses to "off" is where decoding is
 compute-bound on this machine; "ngram" is the default, which backs off.
@@ -59,7 +59,7 @@ class Run:
         self.outputs = asyncio.run(self._submit(engine, prompts, tokens))
         wait_idle(engine)
         after = engine.stats()
-        self.steps = after.decode_passes_total - before.decode_passes_total
+        self.row_steps = after.decode_row_steps_total - before.decode_row_steps_total
         self.generated = after.generated_tokens_total - before.generated_tokens_total
         assert [len(o) for o in self.outputs] == [tokens] * len(prompts)
         self.proposed = self.accepted = 0
@@ -108,7 +108,7 @@ def test_prompt_lookup_on_cycles(
     for name, runs in got.items():
         figures[f"{name} decode tok/s"] = spread([r.decode_tps for r in runs])
         figures[f"{name} tokens/step"] = spread(
-            [r.generated / r.steps / batch for r in runs]
+            [r.generated / r.row_steps for r in runs]
         )
         if name != "off":
             proposed = sum(r.proposed for r in runs)
@@ -156,7 +156,7 @@ def test_self_draft_overhead(
             for n, v in got.items()
         },
         **{
-            f"{n} tokens/step": spread([r.generated / r.steps for r in v])
+            f"{n} tokens/step": spread([r.generated / r.row_steps for r in v])
             for n, v in got.items()
         },
         acceptance=sum(r.accepted for r in got["self-draft"])

@@ -163,11 +163,10 @@ def run_engine_point(
         clock, cached = asyncio.run(_engine_point(engine, point, prompts, temperature))
         measured = clock.measure(point, cached)
         after = engine.stats()
-        passes = after.decode_passes_total - before.decode_passes_total
-        if passes:
+        row_steps = after.decode_row_steps_total - before.decode_row_steps_total
+        if row_steps:
             generated = after.generated_tokens_total - before.generated_tokens_total
-            # Rows leave as they finish: count each pass at the full batch.
-            measured.tokens_per_step = generated / passes / point.batch
+            measured.tokens_per_step = generated / row_steps
         if after.speculation is not None:
             proposed = after.speculation.proposed - before.speculation.proposed
             kept = after.speculation.accepted - before.speculation.accepted

@@ -310,7 +310,7 @@ class EngineThread:
             generated_tokens_total=s.generated_tokens,
             cached_tokens_total=s.cached_tokens,
             steps_total=s.steps,
-            decode_passes_total=self._runner.passes,
+            decode_row_steps_total=self._runner.row_steps,
             mlx_active_bytes=mx.get_active_memory(),
             mlx_cache_bytes=mx.get_cache_memory(),
             speculation=speculator and replace(speculator.totals),

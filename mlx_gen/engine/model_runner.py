@@ -103,7 +103,7 @@ class ModelRunner:
         self.vocab_size = vocab_size
         self.leader = leader
         self.speculator = speculator
-        self.passes = 0  # decode forward passes since start, verifications too
+        self.row_steps = 0  # rows x decode forward passes, verifications too
         self._prompts: dict[int, list[Any]] = {}  # prompt caches, by slot
         self._snapshots: dict[int, list[Any]] = {}  # prefix entries, by number
         self._cache: list[Any] | None = None  # the batch's caches
@@ -287,7 +287,7 @@ class ModelRunner:
         mx.async_eval(*out.arrays(), *contexts)
         self._inputs, self._keys = out.tokens, out.keys
         self._launched = _Launch(tuple(rows), out)
-        self.passes += 1
+        self.row_steps += len(rows)
         if previous is not None:
             output.tokens = self._read(previous)
         return output
@@ -296,7 +296,7 @@ class ModelRunner:
         drafts = self.speculator.propose(rows)
         fed, width = feed(self._inputs.tolist(), drafts)
         logits = self.verify(fed, width).astype(mx.float32)
-        self.passes += 1
+        self.row_steps += len(rows)
         output = StepOutput()
         if self._sampling.processors:  # their rows propose nothing: position 0
             first = sampling.run_processors(

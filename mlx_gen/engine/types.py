@@ -198,9 +198,9 @@ class EngineStats:
     generated_tokens_total: int = 0
     cached_tokens_total: int = 0
     steps_total: int = 0
-    # Decode forward passes (a speculative step is one pass for several
-    # tokens; steps_total also counts steps that only read the pass before).
-    decode_passes_total: int = 0
+    # Rows x decode forward passes: each sequence's share of the passes (a
+    # speculative step is one pass for several tokens of a row).
+    decode_row_steps_total: int = 0
     # MLX's allocator: bytes in live arrays, and freed buffers kept for reuse.
     mlx_active_bytes: int = 0
     mlx_cache_bytes: int = 0
