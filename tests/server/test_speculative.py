@@ -11,6 +11,7 @@ from typing import Any
 import httpx
 import openai
 import pytest
+from polling import wait_until
 
 from mlx_gen.server.served import ServedModel
 
@@ -42,6 +43,18 @@ def speculating(tiny_model_path: Path, tiny_tokenizer: Any, harmony: Any) -> Ite
         engine.shutdown()
 
 
+def _access_line(caplog: Any, path: str) -> dict:
+    """The access log line of the one request to `path`, once it is written
+    (after the answer's last byte: the client may be quicker)."""
+
+    def lines() -> list[dict]:
+        return [line for line in access_lines(caplog, 0) if line["path"] == path]
+
+    found = wait_until(lines, 5.0)
+    assert found and len(found) == 1, found
+    return found[0]
+
+
 def _metric(server: Any, name: str) -> float:
     text = httpx.get(server.url("/metrics")).text
     for line in text.splitlines():
@@ -59,7 +72,7 @@ def test_accepted_tokens_reach_metrics_and_the_access_log(speculating, caplog):
         client.completions.create(
             model="tiny", prompt="one two three", max_tokens=150, temperature=0
         )
-        (line,) = access_lines(caplog, 1)
+        line = _access_line(caplog, "/v1/completions")
     accepted = _metric(speculating, "mlx_gen_speculative_accepted_tokens_total")
     proposed = _metric(speculating, "mlx_gen_speculative_proposed_tokens_total")
     assert line["accepted_tokens"] > 0
@@ -81,7 +94,7 @@ def test_a_request_opts_out_with_speculative_false(speculating, caplog):
             temperature=0,
             extra_body={"speculative": False},
         )
-        (line,) = access_lines(caplog, 1)
+        line = _access_line(caplog, "/v1/chat/completions")
     assert reply.usage.completion_tokens > 0
     assert line["accepted_tokens"] == 0
     assert _metric(speculating, "mlx_gen_speculative_proposed_tokens_total") == before
