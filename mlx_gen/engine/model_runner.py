@@ -15,23 +15,19 @@ joins.
 Decode is pipelined as in mlx-lm's BatchGenerator: step k is built and
 started with `mx.async_eval` before the tokens of step k-1 are read back (one
 `tolist()` per step), so the device always has the next step queued while
-Python handles the previous one.
+Python handles the previous one. A speculative step (speculation/) is not:
+its proposals need every token before them.
 
-Tensor parallel: each rank has a runner over its shard of the model. The
-methods marked `every_rank` touch the model or its caches; rank 0's call of
-one first tells the other ranks, which run the same method with the same
-arguments, so that the collectives inside the sharded model pair up
-(distributed/). Only rank 0 samples: the rows' PRNG keys, sampling arrays
-and processor contexts are its alone, and its step's call carries the tokens
-it sampled at the step before.
+Tensor parallel: each rank has a runner over its shard of the model and runs
+the methods marked `every_rank` as rank 0 does (every_rank.py). Only rank 0
+samples: the rows' PRNG keys, sampling arrays and processor contexts are its
+alone, and its step's call carries the tokens it sampled at the step before.
 """
 
 from __future__ import annotations
 
-import functools
-from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Protocol, TypeVar
+from typing import Any
 
 import mlx.core as mx
 import mlx.nn as nn
@@ -39,6 +35,7 @@ from mlx_lm.models.cache import TokenBuffer, make_prompt_cache
 
 from mlx_gen.engine import cache_copies, prompt_scores, sampling
 from mlx_gen.engine.constraints import ConstraintMasks
+from mlx_gen.engine.every_rank import Leader, every_rank
 from mlx_gen.engine.sampling import BatchSampling, Sampled, make_key, sample
 from mlx_gen.engine.sequence import Sequence
 from mlx_gen.engine.speculation import rollback
@@ -46,33 +43,6 @@ from mlx_gen.engine.speculation.experts import grouped_experts
 from mlx_gen.engine.speculation.speculator import Speculator
 from mlx_gen.engine.speculation.verify import feed, verify
 from mlx_gen.engine.types import TokenLogprob
-
-R = TypeVar("R")
-
-# The `every_rank` methods by name: what the other ranks may be told to run.
-EVERY_RANK: dict[str, Callable[..., Any]] = {}
-
-
-class Leader(Protocol):
-    """Rank 0 of a tensor-parallel group (distributed/leader.py)."""
-
-    def call(self, method: Callable[..., R], runner: ModelRunner, *args: Any) -> R:
-        """Tell the other ranks to run `method(their runner, *args)`, run it
-        here, and return what it returns here."""
-
-
-def every_rank(method: Callable[..., R]) -> Callable[..., R]:
-    """Marks a method every rank runs, in the same order, with the same
-    arguments: ints, lists of ints, and uint32 token arrays."""
-    EVERY_RANK[method.__name__] = method
-
-    @functools.wraps(method)
-    def run(self: ModelRunner, *args: Any) -> R:
-        if self.leader is None:
-            return method(self, *args)
-        return self.leader.call(method, self, *args)
-
-    return run
 
 
 @dataclass
@@ -256,8 +226,7 @@ class ModelRunner:
 
     def step(self, rows: list[Sequence]) -> StepOutput:
         """Launch the next step of the batch, whose rows are `rows`; return
-        the tokens of the previous one. A speculative step is not pipelined:
-        its proposals need every token before them, so it returns its own."""
+        the tokens of the previous one, or a speculative step's own."""
         if self._sampling is None:
             self._sampling = BatchSampling.build(
                 [s.params for s in rows],
