@@ -81,13 +81,14 @@ class EngineThread:
             with mx.stream(mx.new_stream(mx.default_device())):
                 device = memory.detect_device()
                 shape = memory.measure_model(self.model, self.tokenizer)
+                speculator = make_speculator(self.config, self.tokenizer)
+                if speculator is not None:  # a draft model's weights too
+                    drafts = shape.weights_bytes + speculator.proposer.weights_bytes
+                    shape = replace(shape, weights_bytes=drafts)
                 self.memory = memory.plan_memory(shape, self.config, device)
                 limits = memory.apply_limits(self.memory, device)
                 self._runner = ModelRunner(
-                    self.model,
-                    shape.vocab_size,
-                    self.leader,
-                    make_speculator(self.config, self.tokenizer),
+                    self.model, shape.vocab_size, self.leader, speculator
                 )
                 self._scheduler = Scheduler(self.memory, self.config.max_batch_size)
                 self._prefix = PrefixCache(self.config.prefix_cache_bytes, self._runner)

@@ -177,8 +177,11 @@ def test_a_self_draft_keeps_every_proposal_and_the_output(make_engine, tiny_mode
     """The draft is the target: greedy proposals are the target's own tokens."""
     prompts = _prompts(12, seed=11)
     draft = {"speculative": f"draft:{tiny_model_path}", "speculative_max_batch": 64}
-    plain = run(_together(make_engine(), _requests(prompts, 12, temperature=0.0)))
+    plain_engine = make_engine()
+    plain = run(_together(plain_engine, _requests(prompts, 12, temperature=0.0)))
     engine = make_engine(**draft)
+    # The draft's weights are planned for: the model's twice.
+    assert engine.plan.weights_bytes == 2 * plain_engine.plan.weights_bytes
     fast = run(_together(engine, _requests(prompts, 12, temperature=0.0)))
     assert [r.tokens for r in fast] == [r.tokens for r in plain]
     spec = engine.stats().speculation

@@ -93,6 +93,8 @@ def test_prompt_lookup_continues_a_cycle_past_the_end():
 class _Wrong:
     """Proposes a token the model never writes."""
 
+    weights_bytes = 0
+
     def propose(self, seq: Sequence, k: int) -> list[int]:
         return [-5] * k
 

@@ -20,6 +20,7 @@ from typing import Any
 
 import mlx.core as mx
 import mlx.nn as nn
+from mlx.utils import tree_flatten
 from mlx_lm.models.cache import make_prompt_cache
 
 from mlx_gen.engine.sequence import Sequence
@@ -45,6 +46,7 @@ def check_vocabulary(draft: Any, target: Any) -> None:
 class DraftModel:
     def __init__(self, model: nn.Module) -> None:
         self.model = model
+        self.weights_bytes = sum(v.nbytes for _, v in tree_flatten(model.parameters()))
         self._rows: weakref.WeakKeyDictionary[Sequence, _Row] = (
             weakref.WeakKeyDictionary()
         )

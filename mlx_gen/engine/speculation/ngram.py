@@ -24,6 +24,8 @@ class _Index:
 
 
 class PromptLookup:
+    weights_bytes = 0  # no model
+
     def __init__(self, max_n: int = 3, min_n: int = 1) -> None:
         if not 1 <= min_n <= max_n:
             raise ValueError(f"n-gram sizes must be 1 <= {min_n} <= {max_n}")
