@@ -73,6 +73,11 @@ class Settings(BaseSettings):
     memory_headroom_gb: float = Field(default=1.0, ge=0)
     prefix_cache_gb: float = Field(default=1.0, ge=0)
     max_context: int | None = Field(default=None, ge=16)
+    speculative: str | None = Field(
+        default=None, pattern=r"^(ngram|draft:.+|eagle3:.+)$"
+    )
+    num_speculative_tokens: int = Field(default=4, ge=1, le=16)
+    speculative_max_batch: int = Field(default=4, ge=1, le=1024)
 
     # Tensor parallel over the ranks `mlx.launch` starts (mlx_gen.engine.distributed).
     distributed: bool = False

@@ -98,6 +98,18 @@ def test_out_of_range_flag_names_the_setting():
     assert "'max_batch_size'" in single_line(exc)
 
 
+def test_speculative_method_is_checked_and_reaches_the_engine():
+    with pytest.raises(SettingsError) as exc:
+        load_settings({"speculative": "magic"})
+    assert "'speculative'" in single_line(exc)
+    from mlx_gen.engine.config import EngineConfig
+
+    settings = load_settings({"speculative": "draft:/models/small"})
+    config = EngineConfig.from_settings(settings)
+    assert config.speculative == "draft:/models/small"
+    assert config.num_speculative_tokens == 4
+
+
 def test_bad_config_file_value_names_the_setting(clean_place: Path):
     write_config(clean_place / "mlx-gen.toml", log_level="loud")
     with pytest.raises(SettingsError) as exc:

@@ -60,6 +60,10 @@ class Measurement:
     output_tps: float
     peak_memory_bytes: int
     cached_tokens: int = 0
+    # Engine only: tokens each stream gets per decode forward pass (1 without
+    # speculation) and, when it speculates, the share of proposals kept.
+    tokens_per_step: float | None = None
+    acceptance: float | None = None
 
 
 @dataclass
@@ -125,14 +129,16 @@ def _peak_window(run: Callable[[], Measurement]) -> Measurement:
     return result
 
 
-async def _engine_point(engine: Any, point: Point, prompts: list[list[int]]) -> Any:
+async def _engine_point(
+    engine: Any, point: Point, prompts: list[list[int]], temperature: float
+) -> Any:
     clock = TokenClock(time.perf_counter())
     cached = 0
 
     async def one(index: int, prompt: list[int]) -> None:
         nonlocal cached
-        # temperature 1, as the registry's GPT-OSS defaults; no stop ids.
-        sampling = SamplingParams(max_tokens=point.max_tokens, temperature=1.0)
+        # No stop ids: every request writes max_tokens.
+        sampling = SamplingParams(max_tokens=point.max_tokens, temperature=temperature)
         request = GenerationRequest(prompt, sampling)
         async for event in engine.submit(request):
             clock.tokens(index, len(event.token_ids))
@@ -150,19 +156,34 @@ async def _engine_point(engine: Any, point: Point, prompts: list[list[int]]) -> 
 
 
 def run_engine_point(
-    engine: Any, point: Point, prompts: list[list[int]]
+    engine: Any, point: Point, prompts: list[list[int]], temperature: float = 1.0
 ) -> Measurement:
     def run() -> Measurement:
-        clock, cached = asyncio.run(_engine_point(engine, point, prompts))
-        return clock.measure(point, cached)
+        before = engine.stats()
+        clock, cached = asyncio.run(_engine_point(engine, point, prompts, temperature))
+        measured = clock.measure(point, cached)
+        after = engine.stats()
+        row_steps = after.decode_row_steps_total - before.decode_row_steps_total
+        if row_steps:
+            generated = after.generated_tokens_total - before.generated_tokens_total
+            measured.tokens_per_step = generated / row_steps
+        if after.speculation is not None:
+            proposed = after.speculation.proposed - before.speculation.proposed
+            kept = after.speculation.accepted - before.speculation.accepted
+            measured.acceptance = kept / proposed if proposed else None
+        return measured
 
     return _peak_window(run)
 
 
 def run_raw_point(
-    model: Any, point: Point, prompts: list[list[int]], prefill_step: int
+    model: Any,
+    point: Point,
+    prompts: list[list[int]],
+    prefill_step: int,
+    temperature: float = 1.0,
 ) -> Measurement:
-    """The same point through mlx-lm's BatchGenerator, temperature 1, no stops."""
+    """The same point through mlx-lm's BatchGenerator, no stops."""
     from mlx_lm.generate import BatchGenerator
     from mlx_lm.sample_utils import make_sampler
 
@@ -170,7 +191,7 @@ def run_raw_point(
         generator = BatchGenerator(
             model,
             max_tokens=point.max_tokens,
-            sampler=make_sampler(temp=1.0),
+            sampler=make_sampler(temp=temperature),
             completion_batch_size=point.batch,
             prefill_batch_size=min(point.batch, 8),
             prefill_step_size=prefill_step,
@@ -199,6 +220,8 @@ class PointResult:
     point: Point
     engine: Measurement
     raw: Measurement | None = None
+    # The engine without speculation, when the measured one speculates.
+    plain: Measurement | None = None
 
 
 def run_points(
@@ -209,9 +232,13 @@ def run_points(
     prefill_step: int,
     seed: int = 0,
     progress: Callable[[str], None] = lambda _: None,
+    temperature: float = 1.0,
+    plain: Any = None,
 ) -> list[PointResult]:
-    """Every point through the engine, then (with `raw`) through mlx-lm; the
-    engine is shut down in between so the two never share the device."""
+    """Every point through the engine (and right after, through `plain`, the
+    same engine without speculation, if given), then (with `raw`) through
+    mlx-lm; the engines are shut down in between so that mlx-lm never shares
+    the device with them."""
     rng = random.Random(seed)
     tokenizer = loaded.tokenizer
     vocab = int(loaded.config.get("vocab_size") or len(tokenizer))
@@ -223,14 +250,20 @@ def run_points(
     warm = Point(min(16, points[0].prompt_tokens), 1, 2)
     warm_prompts = random_prompts(vocab, avoid, 1, warm.prompt_tokens, rng)
     progress("engine warm-up")
-    run_engine_point(engine, warm, warm_prompts)  # first-use allocations
+    for warmed in (engine, plain) if plain is not None else (engine,):
+        run_engine_point(warmed, warm, warm_prompts)  # first-use allocations
     results = []
     for point in points:
         progress(f"engine {_label(point)}")
-        results.append(
-            PointResult(point, run_engine_point(engine, point, prompts[point]))
-        )
+        measured = run_engine_point(engine, point, prompts[point], temperature)
+        result = PointResult(point, measured)
+        if plain is not None:
+            progress(f"engine without speculation {_label(point)}")
+            result.plain = run_engine_point(plain, point, prompts[point], temperature)
+        results.append(result)
     engine.shutdown()
+    if plain is not None:
+        plain.shutdown()
     if raw:
         progress("mlx-lm warm-up")
         run_raw_point(loaded.model, warm, warm_prompts, prefill_step)
@@ -238,7 +271,7 @@ def run_points(
             point = result.point
             progress(f"mlx-lm {_label(point)}")
             result.raw = run_raw_point(
-                loaded.model, point, prompts[point], prefill_step
+                loaded.model, point, prompts[point], prefill_step, temperature
             )
     return results
 

@@ -103,13 +103,18 @@ def report_json(
                 decode = r.engine.decode_tps / r.raw.decode_tps
             # The same prompts and outputs: the ratio of the times they took.
             speed = r.raw.seconds / r.engine.seconds
+        speed_up = None
+        if r.plain is not None and r.plain.decode_tps and r.engine.decode_tps:
+            speed_up = r.engine.decode_tps / r.plain.decode_tps
         points.append(
             asdict(r.point)
             | {
                 "engine": asdict(r.engine),
                 "raw": asdict(r.raw) if r.raw is not None else None,
+                "plain": asdict(r.plain) if r.plain is not None else None,
                 "decode_ratio_engine_to_raw": decode,
                 "speed_ratio_engine_to_raw": speed,
+                "speculation_decode_speed_up": speed_up,
             }
         )
     return {
@@ -142,17 +147,20 @@ def _shown(row: dict[str, Any]) -> tuple[str, str]:
 def print_report(console: Console, report: dict[str, Any]) -> None:
     model, hw = report["model"], report["hardware"]
     with_raw = any(p["raw"] is not None for p in report["points"])
+    speculating = any(p["plain"] is not None for p in report["points"])
     table = Table(
         title=f"mlx-gen engine · {model['name']}",
         title_justify="left",
         caption="prefill and decode in tok/s: decode of all streams together, and"
         " per stream once it started (median); speed vs mlx-lm: the same work's"
-        " time with mlx-lm's BatchGenerator / with the engine",
+        " time with mlx-lm's BatchGenerator / with the engine; decode speed-up:"
+        " with speculation / without, the same prompts",
         caption_justify="left",
         box=box.SIMPLE_HEAD,
     )
     columns = ["prompt", "batch", "TTFT p50 ms", "prefill", "decode", "per stream"]
-    columns += ["peak MB"]
+    columns += ["peak MB", "tokens / step"]
+    columns += ["acceptance", "decode speed-up"] if speculating else []
     columns += ["mlx-lm decode", "speed vs mlx-lm"] if with_raw else []
     for name in columns:
         # Headers wrap between words, never inside one.
@@ -167,7 +175,11 @@ def print_report(console: Console, report: dict[str, Any]) -> None:
             _num(e["decode_tps"], "{:,.0f}"),
             _num(e["decode_tps_per_stream"], "{:,.1f}"),
             f"{e['peak_memory_bytes'] / 10**6:,.1f}",
+            _num(e["tokens_per_step"], "{:.2f}"),
         ]
+        if speculating:
+            speed_up = p["speculation_decode_speed_up"]
+            cells += [_num(e["acceptance"], "{:.0%}"), _num(speed_up, "{:.2f}x")]
         if with_raw:
             raw = p["raw"] or {}
             ratio = p["speed_ratio_engine_to_raw"]

@@ -21,6 +21,9 @@ SETTINGS = (
     "max_context",
     "memory_budget_gb",
     "prefill_step_size",
+    "speculative",
+    "num_speculative_tokens",
+    "speculative_max_batch",
 )
 
 
@@ -56,6 +59,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--seed", type=int, default=0, help="of the random prompts")
     parser.add_argument(
+        "--temperature",
+        type=float,
+        default=1.0,
+        metavar="T",
+        help="of every request (default 1; 0: greedy, where a random-weight"
+        " model repeats itself and speculation has proposals to keep)",
+    )
+    parser.add_argument(
         "--distributed",
         action="store_true",
         help="tensor parallel over the ranks mlx.launch starts; rank 0 reports",
@@ -72,6 +83,8 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     from mlx_gen.hardware import hardware
     from mlx_gen.models.loading import load_model
 
+    if not 0 <= args.temperature <= 2:
+        raise CommandError("--temperature must be between 0 and 2")
     if args.max_tokens < 2:
         raise CommandError("--max-tokens must be at least 2: decode needs two tokens")
     if args.distributed and args.raw:
@@ -100,6 +113,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         code = follow_unless_leader(settings, config)
         if code is not None:
             return code
+    plain = None  # with --speculative: the same engine without, for the speed-up
     with status.status(f"Loading {settings.model}") as spinner:
         if args.distributed:
             from mlx_gen.engine.distributed.engine import load_leader
@@ -108,8 +122,13 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         else:
             loaded = load_model(settings.model, settings)
             engine = LLMEngine(loaded.model, loaded.tokenizer, config)
+            if config.speculative is not None:  # the speed-up's baseline
+                off = replace(config, speculative=None)
+                plain = LLMEngine(loaded.model, loaded.tokenizer, off)
         try:
             engine.start()
+            if plain is not None:
+                plain.start()
             plan = engine.plan
             results = run_points(
                 loaded,
@@ -119,11 +138,15 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
                 config.prefill_step_size,
                 args.seed,
                 progress=lambda text: spinner.update(f"Measuring: {text}"),
+                temperature=args.temperature,
+                plain=plain,
             )
         except EngineError as exc:  # too large for memory, or a point too long
             raise CommandError(str(exc)) from None
         finally:
             engine.shutdown()
+            if plain is not None:
+                plain.shutdown()
     model = {
         "name": loaded.name,
         "quantization": loaded.entry.quantization,
@@ -136,6 +159,9 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         "max_tokens": args.max_tokens,
         "raw": args.raw,
         "seed": args.seed,
+        "temperature": args.temperature,
+        "speculative": config.speculative,
+        "num_speculative_tokens": config.num_speculative_tokens,
         "max_batch_size": config.max_batch_size,
         "prefill_step_size": config.prefill_step_size,
         "prefix_cache_bytes": config.prefix_cache_bytes,

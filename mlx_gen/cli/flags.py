@@ -44,6 +44,10 @@ HELP = {
     "sse_keepalive_seconds": "seconds between keep-alive comments on a quiet stream",
     "log_level": "debug, info, warning or error",
     "max_context": "longest prompt + answer, in tokens",
+    "speculative": "speculative decoding: ngram (prompt lookup), draft:PATH"
+    " (a draft model with the same tokenizer) or eagle3:PATH",
+    "num_speculative_tokens": "tokens proposed per sequence and step",
+    "speculative_max_batch": "largest batch that still speculates",
     "use_openblas": "preload Debian's OpenBLAS on Linux CPUs",
     "distributed": "tensor parallel over the ranks mlx.launch starts; rank 0 serves",
     "distributed_step_timeout": "seconds a step may wait for the other ranks",

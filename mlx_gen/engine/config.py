@@ -26,6 +26,22 @@ class EngineConfig:
     max_context: int | None = None
     # None: the tokenizer's EOS ids (harmony: <|return|> and <|call|>).
     default_stop_token_ids: list[int] | None = None
+    # Speculative decoding (speculation/): None (off), "ngram", "draft:PATH"
+    # or "eagle3:PATH"; tokens proposed per row and step; the largest batch
+    # that still speculates (beyond it decoding is compute-bound: measured in
+    # benchmarks/RESULTS.md).
+    speculative: str | None = None
+    num_speculative_tokens: int = 4
+    speculative_max_batch: int = 4
+
+    @property
+    def widest_decode_pass(self) -> int:
+        """Tokens in the largest decode forward pass: one per row, or 1 + k
+        per row of a verification pass (speculation/)."""
+        if self.speculative is None:
+            return self.max_batch_size
+        verifying = min(self.max_batch_size, self.speculative_max_batch)
+        return max(self.max_batch_size, verifying * (1 + self.num_speculative_tokens))
 
     @classmethod
     def from_settings(cls, settings: Settings) -> EngineConfig:
@@ -38,4 +54,7 @@ class EngineConfig:
             headroom_bytes=int(settings.memory_headroom_gb * GB),
             prefix_cache_bytes=int(settings.prefix_cache_gb * GB),
             max_context=settings.max_context,
+            speculative=settings.speculative,
+            num_speculative_tokens=settings.num_speculative_tokens,
+            speculative_max_batch=settings.speculative_max_batch,
         )

@@ -20,6 +20,7 @@ import queue
 import random
 import threading
 import time
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 import mlx.core as mx
@@ -34,6 +35,7 @@ from mlx_gen.engine.prefix_cache import PrefixCache
 from mlx_gen.engine.sampling import make_processors
 from mlx_gen.engine.scheduler import RequestState, Scheduler
 from mlx_gen.engine.sequence import Sequence
+from mlx_gen.engine.speculation.configure import make_speculator
 from mlx_gen.engine.stream import hand_over
 from mlx_gen.engine.types import EngineStats, FinishReason, GenerationEvent
 
@@ -79,9 +81,15 @@ class EngineThread:
             with mx.stream(mx.new_stream(mx.default_device())):
                 device = memory.detect_device()
                 shape = memory.measure_model(self.model, self.tokenizer)
+                speculator = make_speculator(self.config, self.tokenizer)
+                if speculator is not None:  # a draft model's weights too
+                    drafts = shape.weights_bytes + speculator.proposer.weights_bytes
+                    shape = replace(shape, weights_bytes=drafts)
                 self.memory = memory.plan_memory(shape, self.config, device)
                 limits = memory.apply_limits(self.memory, device)
-                self._runner = ModelRunner(self.model, shape.vocab_size, self.leader)
+                self._runner = ModelRunner(
+                    self.model, shape.vocab_size, self.leader, speculator
+                )
                 self._scheduler = Scheduler(self.memory, self.config.max_batch_size)
                 self._prefix = PrefixCache(self.config.prefix_cache_bytes, self._runner)
                 self._seeds = random.Random()
@@ -287,7 +295,7 @@ class EngineThread:
     # Out to the world.
 
     def _publish(self) -> None:
-        s, p = self._scheduler, self._prefix
+        s, p, speculator = self._scheduler, self._prefix, self._runner.speculator
         self.stats = EngineStats(
             alive=self.alive,
             error=self.error,
@@ -303,8 +311,10 @@ class EngineThread:
             generated_tokens_total=s.generated_tokens,
             cached_tokens_total=s.cached_tokens,
             steps_total=s.steps,
+            decode_row_steps_total=self._runner.row_steps,
             mlx_active_bytes=mx.get_active_memory(),
             mlx_cache_bytes=mx.get_cache_memory(),
+            speculation=speculator and replace(speculator.totals),
         )
 
     def _flush(self, publish: bool = False) -> None:

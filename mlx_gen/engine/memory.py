@@ -182,7 +182,7 @@ def plan_memory(shape: ModelShape, config: EngineConfig, device: Device) -> Memo
     # One sequence of `wanted` tokens: its batch row and its solo prefill cache.
     wanted_kv = (2 * wanted + 2 * ALLOC_SLACK + fixed_tokens) * per_token
 
-    decode_t = decode_transient(shape, config.max_batch_size)
+    decode_t = decode_transient(shape, config.widest_decode_pass)
     fixed = shape.weights_bytes + config.headroom_bytes + config.prefix_cache_bytes
     free = budget - fixed - decode_t
     # Prefill's working memory: a quarter of what is free, unless that would

@@ -15,60 +15,34 @@ joins.
 Decode is pipelined as in mlx-lm's BatchGenerator: step k is built and
 started with `mx.async_eval` before the tokens of step k-1 are read back (one
 `tolist()` per step), so the device always has the next step queued while
-Python handles the previous one.
+Python handles the previous one. A speculative step (speculation/) is not:
+its proposals need every token before them.
 
-Tensor parallel: each rank has a runner over its shard of the model. The
-methods marked `every_rank` touch the model or its caches; rank 0's call of
-one first tells the other ranks, which run the same method with the same
-arguments, so that the collectives inside the sharded model pair up
-(distributed/). Only rank 0 samples: the rows' PRNG keys, sampling arrays
-and processor contexts are its alone, and its step's call carries the tokens
-it sampled at the step before.
+Tensor parallel: each rank has a runner over its shard of the model and runs
+the methods marked `every_rank` as rank 0 does (every_rank.py). Only rank 0
+samples: the rows' PRNG keys, sampling arrays and processor contexts are its
+alone, and its step's call carries the tokens it sampled at the step before.
 """
 
 from __future__ import annotations
 
-import functools
-from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Protocol, TypeVar
+from typing import Any
 
 import mlx.core as mx
 import mlx.nn as nn
 from mlx_lm.models.cache import TokenBuffer, make_prompt_cache
 
-from mlx_gen.engine import cache_copies, prompt_scores
+from mlx_gen.engine import cache_copies, prompt_scores, sampling
 from mlx_gen.engine.constraints import ConstraintMasks
+from mlx_gen.engine.every_rank import Leader, every_rank
 from mlx_gen.engine.sampling import BatchSampling, Sampled, make_key, sample
 from mlx_gen.engine.sequence import Sequence
+from mlx_gen.engine.speculation import rollback
+from mlx_gen.engine.speculation.experts import grouped_experts
+from mlx_gen.engine.speculation.speculator import Speculator
+from mlx_gen.engine.speculation.verify import feed, verify
 from mlx_gen.engine.types import TokenLogprob
-
-R = TypeVar("R")
-
-# The `every_rank` methods by name: what the other ranks may be told to run.
-EVERY_RANK: dict[str, Callable[..., Any]] = {}
-
-
-class Leader(Protocol):
-    """Rank 0 of a tensor-parallel group (distributed/leader.py)."""
-
-    def call(self, method: Callable[..., R], runner: ModelRunner, *args: Any) -> R:
-        """Tell the other ranks to run `method(their runner, *args)`, run it
-        here, and return what it returns here."""
-
-
-def every_rank(method: Callable[..., R]) -> Callable[..., R]:
-    """Marks a method every rank runs, in the same order, with the same
-    arguments: ints, lists of ints, and uint32 token arrays."""
-    EVERY_RANK[method.__name__] = method
-
-    @functools.wraps(method)
-    def run(self: ModelRunner, *args: Any) -> R:
-        if self.leader is None:
-            return method(self, *args)
-        return self.leader.call(method, self, *args)
-
-    return run
 
 
 @dataclass
@@ -89,11 +63,17 @@ class StepOutput:
 
 class ModelRunner:
     def __init__(
-        self, model: nn.Module, vocab_size: int, leader: Leader | None = None
+        self,
+        model: nn.Module,
+        vocab_size: int,
+        leader: Leader | None = None,
+        speculator: Speculator | None = None,
     ) -> None:
         self.model = model
         self.vocab_size = vocab_size
         self.leader = leader
+        self.speculator = speculator
+        self.row_steps = 0  # rows x decode forward passes, verifications too
         self._prompts: dict[int, list[Any]] = {}  # prompt caches, by slot
         self._snapshots: dict[int, list[Any]] = {}  # prefix entries, by number
         self._cache: list[Any] | None = None  # the batch's caches
@@ -191,6 +171,19 @@ class ModelRunner:
         """The logits of one decode step, the batch's rows fed `inputs`."""
         return self.model(inputs[:, None], cache=self._cache)[:, -1, :]
 
+    @every_rank
+    def verify(self, tokens: mx.array, width: int) -> mx.array:
+        """The logits (B, width, vocab) of the batch's rows fed `tokens`,
+        `width` per row: a verification step (speculation/)."""
+        rollback.prepare(self._cache)
+        with grouped_experts(self.model):
+            return self.model(tokens.reshape(-1, width), cache=self._cache)
+
+    @every_rank
+    def rollback(self, rejected: list[int]) -> None:
+        """Drop the last `rejected[i]` tokens of row i from the caches."""
+        rollback.rollback(self._cache, rejected)
+
     # Rank 0's rows.
 
     def add(self, seqs: list[Sequence], slot: int, last_token: int, seed: int) -> None:
@@ -233,13 +226,18 @@ class ModelRunner:
 
     def step(self, rows: list[Sequence]) -> StepOutput:
         """Launch the next step of the batch, whose rows are `rows`; return
-        the tokens of the previous one."""
+        the tokens of the previous one, or a speculative step's own."""
         if self._sampling is None:
             self._sampling = BatchSampling.build(
                 [s.params for s in rows],
                 self.vocab_size,
                 processors=any(s.processors for s in rows),
             )
+        if self.speculator is not None and self.speculator.active(rows):
+            if self._launched is None:
+                return self._speculate(rows)
+            previous, self._launched = self._launched, None
+            return StepOutput(tokens=self._read(previous))
         inputs = self._inputs
         logits = self.forward(inputs)
         if logits.dtype != mx.float32:
@@ -251,13 +249,36 @@ class ModelRunner:
             previous = None  # its tokens are read
         contexts: list[mx.array] = []
         if self._sampling.processors:
-            logits = self._process(rows, logits, inputs, contexts, output.failed)
+            logits = sampling.run_processors(
+                rows, logits, inputs, self._contexts, contexts, output.failed
+            )
         out = sample(logits, self._keys, self._sampling)
         mx.async_eval(*out.arrays(), *contexts)
         self._inputs, self._keys = out.tokens, out.keys
         self._launched = _Launch(tuple(rows), out)
+        self.row_steps += len(rows)
         if previous is not None:
             output.tokens = self._read(previous)
+        return output
+
+    def _speculate(self, rows: list[Sequence]) -> StepOutput:
+        drafts = self.speculator.propose(rows)
+        fed, width = feed(self._inputs.tolist(), drafts)
+        logits = self.verify(fed, width).astype(mx.float32)
+        self.row_steps += len(rows)
+        output = StepOutput()
+        if self._sampling.processors:  # their rows propose nothing: position 0
+            first = sampling.run_processors(
+                rows, logits[:, 0], self._inputs, self._contexts, [], output.failed
+            )
+            logits = mx.concatenate([first[:, None], logits[:, 1:]], axis=1)
+        params = [s.params for s in rows]
+        verified = verify(logits, self._keys, self._sampling, drafts, params)
+        if any(verified.rejected):
+            self.rollback(verified.rejected)
+        self._inputs, self._keys = verified.next_inputs, verified.next_keys
+        self.speculator.record(rows, drafts, verified.accepted)
+        output.tokens = verified.emitted(rows)
         return output
 
     @staticmethod
@@ -279,29 +300,3 @@ class ModelRunner:
             output.tokens = self._read(previous)
             output.failed += self._masks.advance(output.tokens)
         return self._masks.apply(rows, logits)
-
-    def _process(
-        self,
-        rows: list[Sequence],
-        logits: mx.array,
-        inputs: mx.array,
-        contexts: list[mx.array],
-        failed: list[tuple[Sequence, Exception]],
-    ) -> mx.array:
-        processed = []
-        for i, seq in enumerate(rows):
-            row = logits[i : i + 1]
-            if seq.processors:
-                context = self._contexts[i].update_and_fetch(inputs[i : i + 1])
-                contexts.append(context)
-                try:
-                    for processor in seq.processors:
-                        row = processor(context, row)
-                    if row.shape != (1, logits.shape[-1]):
-                        raise ValueError(f"a logits processor returned {row.shape}")
-                    row = row.astype(mx.float32)
-                except Exception as exc:  # the request's own code: its fault only
-                    failed.append((seq, exc))
-                    row = logits[i : i + 1]
-            processed.append(row)
-        return mx.concatenate(processed, axis=0)

@@ -12,8 +12,10 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from functools import lru_cache
+from typing import Any
 
 import mlx.core as mx
+from mlx_lm.models.cache import TokenBuffer
 
 from mlx_gen.engine.types import LogitsProcessor, SamplingParams, TokenLogprob
 
@@ -206,6 +208,37 @@ def sample(logits: mx.array, keys: mx.array, s: BatchSampling) -> Sampled:
         if s.top_logprobs:
             out.top_ids, out.top_logprobs = top_k(logprobs, s.top_logprobs)
     return out
+
+
+def run_processors(
+    rows: list[Any],
+    logits: mx.array,
+    inputs: mx.array,
+    buffers: list[TokenBuffer | None],
+    contexts: list[mx.array],
+    failed: list[tuple[Any, Exception]],
+) -> mx.array:
+    """`logits` (B, vocab) with each row's logits processors applied; row i
+    was fed `inputs[i]`, appended to its token context `buffers[i]` (the
+    contexts are added to `contexts`). A row whose processor raises is added
+    to `failed` and keeps its logits: the request's own code, its fault only."""
+    processed = []
+    for i, seq in enumerate(rows):
+        row = logits[i : i + 1]
+        if seq.processors:
+            context = buffers[i].update_and_fetch(inputs[i : i + 1])
+            contexts.append(context)
+            try:
+                for processor in seq.processors:
+                    row = processor(context, row)
+                if row.shape != (1, logits.shape[-1]):
+                    raise ValueError(f"a logits processor returned {row.shape}")
+                row = row.astype(mx.float32)
+            except Exception as exc:
+                failed.append((seq, exc))
+                row = logits[i : i + 1]
+        processed.append(row)
+    return mx.concatenate(processed, axis=0)
 
 
 def top_k(scores: mx.array, k: int) -> tuple[mx.array, mx.array]:

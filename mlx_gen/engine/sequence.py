@@ -40,6 +40,7 @@ class Sequence:
         self.stops = StopStrings(self.params.stop)
         self.finish_reason: FinishReason | None = None
         self.cached_tokens = 0
+        self.accepted_tokens = 0  # speculative proposals kept (speculation/)
         self.submit_time = submit_time
         self.admit_time: float | None = None
         self.first_token_time: float | None = None
@@ -103,7 +104,12 @@ class Sequence:
         if reason is not None:
             self.finish_reason = reason
             event.finish_reason = reason
-            event.usage = Usage(self.prompt_len, len(self.output), self.cached_tokens)
+            event.usage = Usage(
+                self.prompt_len,
+                len(self.output),
+                self.cached_tokens,
+                min(self.accepted_tokens, len(self.output)),
+            )
             event.timings = self.timings(now)
         return event
 

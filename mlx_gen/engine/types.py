@@ -34,6 +34,9 @@ class SamplingParams:
     logprobs: bool = False
     top_logprobs: int = 0
     n: int = 1
+    # False: this request never speculates (engine/speculation/), even when
+    # the engine does.
+    speculative: bool = True
     # Score the prompt's own tokens, with this many alternatives each; None:
     # do not. Such a request is prefilled from its first token (a cached
     # prefix has no logits) and may have max_tokens 0: scored, nothing made.
@@ -71,6 +74,8 @@ class Usage:
     prompt_tokens: int
     completion_tokens: int
     cached_tokens: int = 0
+    # Of the completion tokens, proposals that speculative decoding kept.
+    accepted_tokens: int = 0
 
 
 @dataclass
@@ -132,6 +137,10 @@ class InvalidRequest(EngineError, ValueError):
     """A request the engine can never run as given (empty prompt, bad ids, n)."""
 
 
+class SpeculationError(EngineError, ValueError):
+    """Raised by `start`: the speculative method, or its draft, cannot be used."""
+
+
 class EngineDead(EngineError):
     def __init__(self, reason: str) -> None:
         self.reason = reason
@@ -163,6 +172,16 @@ class MemoryPlan:
 
 
 @dataclass
+class SpeculationTotals:
+    """Speculative decoding since start: tokens proposed, proposed tokens
+    kept, and verification steps (engine/speculation/)."""
+
+    proposed: int = 0
+    accepted: int = 0
+    steps: int = 0
+
+
+@dataclass
 class EngineStats:
     alive: bool
     error: str | None
@@ -179,6 +198,11 @@ class EngineStats:
     generated_tokens_total: int = 0
     cached_tokens_total: int = 0
     steps_total: int = 0
+    # Rows x decode forward passes: each sequence's share of the passes (a
+    # speculative step is one pass for several tokens of a row).
+    decode_row_steps_total: int = 0
     # MLX's allocator: bytes in live arrays, and freed buffers kept for reuse.
     mlx_active_bytes: int = 0
     mlx_cache_bytes: int = 0
+    # None: the engine does not speculate.
+    speculation: SpeculationTotals | None = None

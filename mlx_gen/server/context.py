@@ -28,6 +28,7 @@ class RequestInfo:
     completion_tokens: int = 0
     reasoning_tokens: int = 0
     cached_tokens: int = 0
+    accepted_tokens: int = 0  # speculative proposals kept
     ttft: float | None = None  # seconds from arrival to the first generated token
 
     def mark_first_token(self) -> None:

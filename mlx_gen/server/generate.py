@@ -165,6 +165,7 @@ def sampling_params(
         n=body.n or 1,
         logprobs=body.top_logprobs_asked is not None,
         top_logprobs=body.top_logprobs_asked or 0,
+        speculative=body.speculative is not False,
     )
 
 

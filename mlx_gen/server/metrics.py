@@ -51,6 +51,17 @@ _ENGINE_TOTALS = (
     ),
 )
 
+# Speculative decoding's counters: (metric, help, SpeculationTotals field).
+_SPECULATION_TOTALS = (
+    ("mlx_gen_speculative_proposed_tokens", "Tokens proposed", "proposed"),
+    (
+        "mlx_gen_speculative_accepted_tokens",
+        "Proposed tokens the model kept",
+        "accepted",
+    ),
+    ("mlx_gen_speculative_steps", "Verification steps of the batch", "steps"),
+)
+
 
 class EngineTotals:
     """The engine's own counters since it started, as of its last stats.
@@ -67,6 +78,10 @@ class EngineTotals:
             return
         for name, documentation, field in _ENGINE_TOTALS:
             yield CounterMetricFamily(name, documentation, value=getattr(s, field))
+        if s.speculation is not None:
+            for name, documentation, field in _SPECULATION_TOTALS:
+                value = getattr(s.speculation, field)
+                yield CounterMetricFamily(name, documentation, value=value)
 
 
 class Metrics:
@@ -112,6 +127,10 @@ class Metrics:
         self.mlx_cache = gauge(
             "mlx_gen_mlx_cache_memory_bytes",
             "Bytes of freed MLX buffers kept for reuse",
+        )
+        self.acceptance = gauge(
+            "mlx_gen_speculative_acceptance_rate",
+            "Share of proposed tokens the model kept, since start",
         )
         self.mlx_cache_limit = gauge(
             "mlx_gen_mlx_cache_limit_bytes",
@@ -198,6 +217,9 @@ class Metrics:
         if stats.plan is not None:
             self.prefix_cache_limit.set(stats.plan.prefix_cache_bytes)
             self.mlx_cache_limit.set(stats.plan.cache_limit_bytes)
+        speculation = stats.speculation
+        if speculation is not None and speculation.proposed:
+            self.acceptance.set(speculation.accepted / speculation.proposed)
         self.engine_totals.stats = stats
 
     def render(self) -> bytes:

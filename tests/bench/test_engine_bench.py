@@ -65,6 +65,11 @@ def test_every_point_measured_through_engine_and_raw(report):
             assert 0 < m["ttft_p50"] <= m["ttft_max"] <= m["seconds"]
             assert m["peak_memory_bytes"] > 0
             assert m["cached_tokens"] == 0  # distinct prompts: no prefix hits
+        # At most one token per stream and pass without speculation (the
+        # pass launched while a stream's last token is read is spent).
+        assert 0.8 < point["engine"]["tokens_per_step"] <= 1.0
+        assert point["raw"]["tokens_per_step"] is None
+        assert point["plain"] is None
         assert point["decode_ratio_engine_to_raw"] > 0
         assert point["speed_ratio_engine_to_raw"] == pytest.approx(
             point["raw"]["seconds"] / point["engine"]["seconds"]
@@ -118,3 +123,25 @@ def test_max_tokens_below_two_is_refused(tmp_path: Path):
     )
     assert result.returncode == 1
     assert "--max-tokens must be at least 2" in result.stderr
+
+
+def test_with_speculation_each_point_runs_with_and_without(tmp_path: Path):
+    out = tmp_path / "engine.json"
+    result = run_cli(
+        tmp_path, "bench", "engine", "--model", "tiny", "--prompt-tokens", "24",
+        "--batch", "1,2", "--max-tokens", "100", "--temperature", "0",
+        "--speculative", "ngram", "--output", str(out), timeout=240,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    report = json.loads(out.read_text())
+    assert report["settings"]["speculative"] == "ngram"
+    for point in report["points"]:
+        fast, plain = point["engine"], point["plain"]
+        # Greedy on a random model: cycles, so proposals are kept.
+        assert fast["tokens_per_step"] > 1.1 and 0 < fast["acceptance"] <= 1
+        assert 0.9 < plain["tokens_per_step"] <= 1.0
+        assert plain["acceptance"] is None
+        assert point["speculation_decode_speed_up"] == pytest.approx(
+            fast["decode_tps"] / plain["decode_tps"]
+        )
+    assert "decode speed-up" in result.stdout

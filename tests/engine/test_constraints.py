@@ -90,3 +90,32 @@ def test_a_grammar_that_cannot_compile_is_refused_by_name(tokenizer, schema, wor
         json_constraint(tokenizer, schema)
     assert words in str(error.value)
     assert "<state>" not in str(error.value)
+
+
+def test_a_speculating_batch_holds_back_while_a_constrained_row_runs(
+    make_engine, tokenizer
+):
+    """A constrained row's mask needs the token before it: the batch does
+    not speculate while it runs, and everyone's output is as without (with
+    the hold-back removed, the constrained row's output differs)."""
+    plain = make_engine(default_stop_token_ids=None)
+    engine = make_engine(
+        default_stop_token_ids=None, speculative="ngram", speculative_max_batch=8
+    )
+    prompt = tokenizer.encode("story 7")
+
+    async def together(engine):
+        constrained = GenerationRequest(
+            tokenizer.encode("json"),
+            SamplingParams(max_tokens=40, temperature=1.0, seed=1),
+            constraint=json_constraint(tokenizer, PAIR),
+        )
+        greedy = GenerationRequest(prompt, SamplingParams(max_tokens=60, temperature=0))
+        return await asyncio.gather(
+            collect(engine, constrained), collect(engine, greedy)
+        )
+
+    want = run(together(plain))
+    got = run(together(engine))
+    assert [r.tokens for r in got] == [r.tokens for r in want]
+    json.loads(got[0].text[0])

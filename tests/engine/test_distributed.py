@@ -9,6 +9,7 @@ Two ranks over the ring backend: tests/server/test_distributed.py.
 from __future__ import annotations
 
 import asyncio
+from dataclasses import replace
 
 import mlx.core as mx
 import pytest
@@ -98,6 +99,31 @@ def test_idle_heartbeat_and_memory_report(engines):
     (rank,) = leader.rank_memory
     assert rank.rank == 0 and rank.weights_bytes == leader.plan.weights_bytes
     assert rank.peak_bytes >= rank.active_bytes > 0
+
+
+def test_one_rank_speculating_generates_what_the_plain_engine_does(tiny_model):
+    """Verification and rollback are calls every rank runs: sent, then run."""
+    group = mx.distributed.init()
+    config = replace(CONFIG, speculative="ngram")
+    terms = agree(group, config)
+    channel = CallChannel(group, terms.payload)
+    leader = DistributedEngine(*tiny_model, rank_config(config, terms), channel, 30)
+    plain = LLMEngine(*tiny_model, CONFIG)
+    prompts = [[5, 6, 7] * 4, list(range(100, 140)), [9] * 20, [300, 2, 44, 51]]
+
+    async def answers(engine):
+        requests = [greedy(p, max_tokens=90) for p in prompts]
+        return await asyncio.gather(*(collect(engine, r) for r in requests))
+
+    try:
+        leader.start()
+        plain.start()
+        got, want = run(answers(leader)), run(answers(plain))
+    finally:
+        leader.shutdown()
+        plain.shutdown()
+    assert [r.tokens for r in got] == [r.tokens for r in want]
+    assert leader.stats().speculation.accepted > 0
 
 
 def test_one_rank_scores_prompts_as_the_plain_engine_does(engines):

@@ -13,6 +13,7 @@ from mlx_lm.models import gpt_oss
 from mlx_gen.engine import EngineConfig, LLMEngine
 from mlx_gen.engine.memory import (
     Device,
+    decode_transient,
     detect_device,
     measure_model,
     plan_memory,
@@ -89,6 +90,28 @@ def test_the_tiny_model_plan(tiny_model):
         transient = prefill_transient(shape, size, position + size)
         transient += size * logit_bytes_per_token(shape.vocab_size)
         assert transient <= memory.prefill_reserve
+
+
+def test_a_verification_pass_is_planned_for(tiny_model):
+    """k + 1 tokens per row that may speculate: more working memory, less KV."""
+    shape = measure_model(*tiny_model)
+    plain = EngineConfig(
+        memory_budget_bytes=64 << 20,
+        headroom_bytes=0,
+        prefix_cache_bytes=0,
+        max_batch_size=8,
+    )
+    speculating = replace(
+        plain, speculative="ngram", num_speculative_tokens=4, speculative_max_batch=8
+    )
+    assert speculating.widest_decode_pass == 8 * 5
+    assert replace(speculating, speculative_max_batch=2).widest_decode_pass == 10
+    one, two = (
+        plan_memory(shape, c, detect_device()).plan for c in (plain, speculating)
+    )
+    assert two.transient_bytes > one.transient_bytes
+    assert two.transient_bytes >= decode_transient(shape, 40)
+    assert two.kv_token_budget < one.kv_token_budget
 
 
 def test_the_device_is_total_ram_without_metal():

@@ -18,6 +18,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -169,18 +170,31 @@ async def _answers(base: str, model: str) -> dict[str, object]:
         return {"alone": alone, "together": list(together)}
 
 
-def test_two_ranks_answer_as_one_process(tmp_path, tiny_model_path, tiny_model):
-    model = str(tiny_model_path)
+@contextlib.contextmanager
+def _one_process_and_two_ranks(
+    tmp_path: Path, model: Path, *rank_flags: str
+) -> Iterator[tuple[Proc, str, str]]:
+    """`mlx-gen serve` of `model` as one process, and over two ranks with
+    `rank_flags` added; yields (the ranks, the one's URL, the ranks' URL),
+    both ready, and stops both."""
     ring = free_ports(2)
     launch = [str(MLX_LAUNCH), "--backend", "ring", "-n", "2",
               "--starting-port", str(ring), "--",
-              *SERVE, "--model", model, "--distributed"]  # fmt: skip
-    single = Proc([*SERVE, "--model", model], _env(tmp_path), tmp_path)
+              *SERVE, "--model", str(model), "--distributed", *rank_flags]  # fmt: skip
+    single = Proc([*SERVE, "--model", str(model)], _env(tmp_path), tmp_path)
     ranks = Proc(launch, _env(tmp_path), tmp_path)
     try:
         one, two = single.url(60), ranks.url(60)
         _wait_ready(one, [single])
         _wait_ready(two, [ranks])
+        yield ranks, one, two
+    finally:
+        ranks.stop()
+        single.stop()
+
+
+def test_two_ranks_answer_as_one_process(tmp_path, tiny_model_path, tiny_model):
+    with _one_process_and_two_ranks(tmp_path, tiny_model_path) as (ranks, one, two):
         name = tiny_model_path.name
         expected = asyncio.run(_answers(one, name))
         got = asyncio.run(_answers(two, name))
@@ -188,9 +202,6 @@ def test_two_ranks_answer_as_one_process(tmp_path, tiny_model_path, tiny_model):
         pid = ranks.printed(r"Started server process \[(\d+)\]", 10).group(1)
         os.kill(int(pid), signal.SIGTERM)
         assert ranks.popen.wait(20) == 0
-    finally:
-        ranks.stop()
-        single.stop()
     assert got == expected
     assert all(answer[0] for answer in expected["together"])  # text came out
     # Prefix cache hits on every rank: the longer prompt reused the long one,
@@ -311,3 +322,20 @@ def _bytes(size: str) -> float:
     """ "1.23 MB" (as mlx-gen's logs write sizes) -> 1230000.0"""
     value, unit = size.split()
     return float(value) * {"B": 1, "kB": KB, "MB": MB, "GB": GB}[unit]
+
+
+def test_two_ranks_speculating_answer_as_one_plain_process(tmp_path, tiny_model_path):
+    """`--speculative ngram` over two ranks: verification and rollback run on
+    both, and greedy answers are those of one process that does not speculate."""
+    flags = ("--speculative", "ngram")
+    with _one_process_and_two_ranks(tmp_path, tiny_model_path, *flags) as running:
+        _, one, two = running
+        name = tiny_model_path.name
+        expected = asyncio.run(_answers(one, name))
+        got = asyncio.run(_answers(two, name))
+        metrics = httpx.get(f"{two}/metrics").text
+    assert got == expected
+    accepted = re.search(
+        r"^mlx_gen_speculative_accepted_tokens_total (\S+)", metrics, re.M
+    )
+    assert accepted and float(accepted.group(1)) > 0

@@ -22,7 +22,8 @@ from mlx_gen.engine.distributed.protocol import (
     gather_memory,
     settle,
 )
-from mlx_gen.engine.model_runner import EVERY_RANK, ModelRunner
+from mlx_gen.engine.every_rank import EVERY_RANK
+from mlx_gen.engine.model_runner import ModelRunner
 from mlx_gen.engine.types import ModelTooLarge
 from mlx_gen.units import format_bytes
 

@@ -62,6 +62,7 @@ class UsageTally:
 
     completion: int = 0
     reasoning: int = 0
+    accepted: int = 0  # speculative proposals kept, all choices
     finished: set[int] = field(default_factory=set)
     # (prompt, cached) tokens by engine request: one per prompt, shared by
     # its choices, so counted once.
@@ -77,6 +78,7 @@ class UsageTally:
                 (event.usage.prompt_tokens, event.usage.cached_tokens),
             )
             self.completion += event.usage.completion_tokens
+            self.accepted += event.usage.accepted_tokens
 
     @property
     def prompt(self) -> int:

@@ -111,7 +111,9 @@ def _closer(
         usage = answer.tally.as_dict()
         usage["prompt_tokens"] = usage["prompt_tokens"] or prompt_tokens
         usage["completion_tokens"] = max(usage["completion_tokens"], answer.generated)
-        info_of(request.scope).add_usage(usage)
+        info = info_of(request.scope)
+        info.add_usage(usage)
+        info.accepted_tokens = answer.tally.accepted
 
     return close
 

@@ -84,6 +84,7 @@ def _log_record(scope: Scope, info: RequestInfo, duration: float) -> dict:
         "completion_tokens": info.completion_tokens,
         "reasoning_tokens": info.reasoning_tokens,
         "cached_tokens": info.cached_tokens,
+        "accepted_tokens": info.accepted_tokens,
         "ttft_ms": ttft_ms,
         "duration_ms": round(duration * 1000, 2),
     }

@@ -66,6 +66,8 @@ class SamplingFields(Strict):
     stream: bool | None = None
     stream_options: StreamOptions | None = None
     user: str | None = Field(None, max_length=256)
+    # mlx-gen's own: false keeps this request out of speculative decoding.
+    speculative: bool | None = None
 
     @property
     def include_usage(self) -> bool:

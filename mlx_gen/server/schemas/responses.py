@@ -149,6 +149,8 @@ class ResponsesRequest(Strict):
     stream: bool | None = None
     store: bool | None = None
     previous_response_id: Name | None = None
+    # mlx-gen's own, as on chat: false keeps it out of speculative decoding.
+    speculative: bool | None = None
     # Taken and ignored: they change nothing an answer holds (README, "The
     # Responses API").
     include: list[INCLUDABLE] | None = Field(None, max_length=16)
@@ -279,6 +281,7 @@ class ResponsesRequest(Strict):
             "temperature": self.temperature,
             "top_p": self.top_p,
             "seed": self.seed,
+            "speculative": self.speculative,
             "response_format": self.response_format(),
             "user": self.user,
         }

@@ -1,0 +1,53 @@
+"""The speculator an engine's configuration asks for."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from mlx_gen.engine.config import EngineConfig
+from mlx_gen.engine.speculation.ngram import PromptLookup
+from mlx_gen.engine.speculation.proposers import Proposer
+from mlx_gen.engine.speculation.speculator import Speculator
+from mlx_gen.engine.types import SpeculationError
+
+
+def make_speculator(config: EngineConfig, tokenizer: Any) -> Speculator | None:
+    """None when `config.speculative` is None; a SpeculationError saying
+    what is wrong with a method that cannot be used."""
+    method = config.speculative
+    if method is None:
+        return None
+    kind, _, path = method.partition(":")
+    proposer: Proposer
+    if method == "ngram":
+        proposer = PromptLookup()
+    elif kind == "draft" and path:
+        proposer = _draft(Path(path), tokenizer)
+    elif kind == "eagle3" and path:
+        raise SpeculationError(
+            "eagle3 heads are not supported yet: use ngram or draft:PATH"
+        )
+    else:
+        raise SpeculationError(
+            f"unknown speculative method {method!r}: "
+            "use ngram, draft:PATH or eagle3:PATH"
+        )
+    return Speculator(
+        proposer, config.num_speculative_tokens, config.speculative_max_batch
+    )
+
+
+def _draft(path: Path, tokenizer: Any) -> Proposer:
+    """The draft model in the model directory `path`."""
+    import mlx_lm
+
+    from mlx_gen.engine.speculation.draft import DraftModel, check_vocabulary
+
+    if not (path / "config.json").is_file():
+        raise SpeculationError(
+            f"the draft model {str(path)!r} is not a model directory"
+        )
+    model, draft_tokenizer = mlx_lm.load(str(path))[:2]
+    check_vocabulary(draft_tokenizer, tokenizer)
+    return DraftModel(model)
