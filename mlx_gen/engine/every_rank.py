@@ -10,10 +10,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, Protocol, TypeVar
-
-if TYPE_CHECKING:
-    from mlx_gen.engine.model_runner import ModelRunner
+from typing import Any, Protocol, TypeVar
 
 R = TypeVar("R")
 
@@ -24,9 +21,16 @@ EVERY_RANK: dict[str, Callable[..., Any]] = {}
 class Leader(Protocol):
     """Rank 0 of a tensor-parallel group (distributed/leader.py)."""
 
-    def call(self, method: Callable[..., R], runner: ModelRunner, *args: Any) -> R:
+    def call(self, method: Callable[..., R], runner: Runner, *args: Any) -> R:
         """Tell the other ranks to run `method(their runner, *args)`, run it
         here, and return what it returns here."""
+
+
+class Runner(Protocol):
+    """What `every_rank` needs of a runner (model_runner.py's ModelRunner),
+    named here so that this module does not import the runner's."""
+
+    leader: Leader | None
 
 
 def every_rank(method: Callable[..., R]) -> Callable[..., R]:
@@ -35,7 +39,7 @@ def every_rank(method: Callable[..., R]) -> Callable[..., R]:
     EVERY_RANK[method.__name__] = method
 
     @functools.wraps(method)
-    def run(self: ModelRunner, *args: Any) -> R:
+    def run(self: Runner, *args: Any) -> R:
         if self.leader is None:
             return method(self, *args)
         return self.leader.call(method, self, *args)
