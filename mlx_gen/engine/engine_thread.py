@@ -115,6 +115,8 @@ class EngineThread:
             return False
         if self._scheduler.running:
             self._decode()
+            if self._scheduler.prefill_pending():  # its tokens before the prefill
+                self._decode(read_only=True)
             self._flush()
         self._drop_ended()
         self._admit_and_prefill()
@@ -150,9 +152,11 @@ class EngineThread:
         state = RequestState(request, seqs, command.sink, command.submitted)
         self._scheduler.add(state)
 
-    def _decode(self) -> None:
+    def _decode(self, read_only: bool = False) -> None:
+        """A decode step; or, `read_only`, the tokens of the one in flight."""
+        runner, rows = self._runner, self._scheduler.running
         try:
-            out = self._runner.step(self._scheduler.running)
+            out = runner.collect() if read_only else runner.step(rows)
         except Exception as exc:  # the culprit is unknown: fail the batch only
             self._fail_batch(exc)
             return
@@ -180,7 +184,7 @@ class EngineThread:
         admitted = self._scheduler.admit()
         with self.lock:
             self.unadmitted -= len(admitted)
-        for state in admitted:
+        for state in self._scheduler.unbegun():
             try:
                 self._begin(state)
             except Exception as exc:
@@ -190,7 +194,8 @@ class EngineThread:
                 continue
             try:
                 self._runner.prefill(state.slot, state.prompt[start:end])
-                self._scheduler.prefilled_to(state, end)
+                if self._scheduler.prefilled_to(state, end):
+                    self._prefix.insert(state.prompt[:end], state.slot)
             except Exception as exc:
                 self._fail(state, exc)
         for state in self._scheduler.ready():
@@ -209,8 +214,13 @@ class EngineThread:
             self._scheduler.join(state)
 
     def _begin(self, state: RequestState) -> None:
+        """Start `state`'s prompt cache, unless it waits for a shared prefix."""
+        params, prompt, s = state.request.sampling, state.prompt, self._scheduler
+        if self._prefix.max_bytes > 0 and (
+            s.held(state) or s.follow(state, self._prefix.reusable(prompt))
+        ):
+            return
         now = time.perf_counter()
-        params, prompt = state.request.sampling, state.prompt
         seed = params.seed if params.seed is not None else self._seeds.getrandbits(63)
         cached = self._prefix.lookup(prompt, state.slot)
         processors = [

@@ -9,6 +9,12 @@ Admitted requests are prefilled in chunks, first come first served, at most
 about one chunk of tokens per engine iteration so that running streams wait
 for no more than one chunk between two decode steps.
 
+Requests that arrive together often share a prefix (the chat system prompt,
+a document): an admitted request whose prompt shares a longer prefix with one
+being prefilled than the prefix cache holds waits for that one, which keeps
+a prefix-cache snapshot when it reaches the common point; then it reuses it.
+So a burst computes its common prefix once.
+
 `running` is the one list of who runs: the batch's sequences in the runner's
 row order. A sequence that ends stays in it until `compact`, which says which
 rows the runner keeps; the prompt cache of a request that ends before joining
@@ -23,6 +29,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from mlx_gen.engine.memory import MemoryModel
+from mlx_gen.engine.prefix_cache import MIN_REUSE, common_prefix
 from mlx_gen.engine.sequence import Sequence
 from mlx_gen.engine.types import (
     FinishReason,
@@ -42,6 +49,12 @@ class RequestState:
     slot: int | None = None  # its prompt cache in the runner, until it joins
     position: int = 0  # prompt tokens already in that cache
     seed: int = 0  # of its choices' PRNG keys
+    begun: bool = False  # its prompt cache started (prefix reused or not)
+    # The request prefilling a prefix this one waits for, and its length.
+    leader: RequestState | None = None
+    shared_at: int = 0
+    # Prompt lengths at which others wait for a snapshot of this prompt.
+    share_points: set[int] = field(default_factory=set)
 
     @property
     def prompt(self) -> list[int]:
@@ -101,20 +114,62 @@ class Scheduler:
 
     # Admission and prefill.
 
+    def prefill_pending(self) -> bool:
+        """Whether this iteration will prefill."""
+        if self.prefilling or not self.waiting:
+            return bool(self.prefilling)
+        return self._fits(self.waiting[0])
+
+    def _fits(self, state: RequestState) -> bool:
+        rows, tokens = self._usage(state)
+        return (
+            rows <= self.max_batch_size and tokens <= self.memory.plan.kv_token_budget
+        )
+
     def admit(self) -> list[RequestState]:
         """Move waiting requests that fit, in order, to prefilling, each with
         a new prompt cache slot."""
         admitted = []
-        while self.waiting:
-            rows, tokens = self._usage(self.waiting[0])
-            if rows > self.max_batch_size or tokens > self.memory.plan.kv_token_budget:
-                break
+        while self.waiting and self._fits(self.waiting[0]):
             state = self.waiting.popleft()
             self._slots += 1
             state.slot = self._slots
             self.prefilling.append(state)
             admitted.append(state)
         return admitted
+
+    def unbegun(self) -> list[RequestState]:
+        """Admitted requests whose prompt cache has not started yet."""
+        return [s for s in self.prefilling if not s.begun]
+
+    def held(self, state: RequestState) -> bool:
+        """Whether `state` still waits for its leader's prefix."""
+        leader = state.leader
+        if leader is not None:
+            if leader in self.prefilling and leader.position < state.shared_at:
+                return True
+            state.leader = None
+        return False
+
+    def follow(self, state: RequestState, reusable: int) -> bool:
+        """Whether unbegun `state` will wait for a longer prefix of its prompt
+        than the `reusable` tokens the prefix cache has, a prefix that
+        another admitted request is computing and will keep a snapshot of."""
+        best, best_len = None, reusable + MIN_REUSE - 1
+        for other in self.prefilling:
+            if other is state:  # the first come leads
+                break
+            if other.leader is not None:  # it waits too
+                continue
+            n = common_prefix(other.prompt, state.prompt)
+            n = min(n, len(other.prompt) - 1, len(state.prompt) - 1)
+            if n > best_len and other.position <= n:
+                best, best_len = other, n
+        if best is None:
+            return False
+        state.leader, state.shared_at = best, best_len
+        best.share_points.add(best_len)
+        return True
 
     def begin(
         self,
@@ -125,7 +180,7 @@ class Scheduler:
         now: float,
     ) -> None:
         """An admitted request starts with `cached` prompt tokens reused."""
-        state.position, state.seed = cached, seed
+        state.position, state.seed, state.begun = cached, seed, True
         self.prompt_tokens += len(state.prompt)
         self.cached_tokens += cached
         for seq in state.seqs:
@@ -137,9 +192,12 @@ class Scheduler:
         chunks = []
         budget = self.memory.prefill_step_size
         for state in self.prefilling:
+            if not state.begun:
+                continue
             start, target = state.position, len(state.prompt) - 1
             while start < target and budget > 0:
-                end = min(target, start + self.memory.chunk_size(start))
+                stops = [p for p in state.share_points if p > start]
+                end = min(target, start + self.memory.chunk_size(start), *stops)
                 chunks.append((state, start, end))
                 budget -= end - start
                 start = end
@@ -147,8 +205,11 @@ class Scheduler:
                 break
         return chunks
 
-    def prefilled_to(self, state: RequestState, end: int) -> None:
+    def prefilled_to(self, state: RequestState, end: int) -> bool:
+        """`state`'s cache holds `end` prompt tokens: whether others wait
+        for a snapshot of it."""
         state.position = end
+        return end in state.share_points
 
     def ready(self) -> list[RequestState]:
         """Prefilled requests, out of prefilling: they join the batch next."""
