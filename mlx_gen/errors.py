@@ -24,6 +24,11 @@ class ConvertError(Exception):
     """A conversion that cannot go on, said in one line."""
 
 
+class QualityError(Exception):
+    """A quality measurement that cannot be made (different tokenizers, too
+    little text), said in one line."""
+
+
 class CommandError(Exception):
     """A user's mistake a command reports in one line (bad input file, ...)."""
 

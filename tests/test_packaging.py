@@ -109,3 +109,10 @@ def test_what_the_commands_import_is_installed_without_extras():
         name for name in third_party if distribution.get(name, name) not in runtime
     }
     assert missing == set()
+
+
+def test_a_non_editable_install_ships_the_evaluation_text(installed: Path):
+    """`eval kl` and `convert --check` score it when no --text is given."""
+    shipped = installed / "mlx_gen" / "data" / "eval_text.txt"
+    text = (REPO / "mlx_gen" / "data" / "eval_text.txt").read_text("utf-8")
+    assert shipped.read_text("utf-8") == text

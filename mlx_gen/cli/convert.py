@@ -2,7 +2,9 @@
 
 Shows progress while it works, then what came out (size, bits per weight, the
 memory serving it takes) and a few tokens generated from it, the proof that it
-loads. Every failure is one line on stderr and exit status 1.
+loads. With `--check`, also what the recipe cost: the result's KL divergence
+from the source, top-1 agreement and perplexities on a bundled text (the rows
+of `mlx-gen eval kl`). Every failure is one line on stderr and exit status 1.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from rich.progress import (
 )
 from rich.table import Table
 
+from mlx_gen.cli.eval import add_kl_rows
 from mlx_gen.errors import CommandError
 from mlx_gen.settings import Settings
 from mlx_gen.units import format_bytes
@@ -30,6 +33,7 @@ from mlx_gen.units import format_bytes
 if TYPE_CHECKING:
     from mlx_gen.engine.memory import ModelShape
     from mlx_gen.engine.types import MemoryPlan
+    from mlx_gen.models.quality import KLReport
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -58,10 +62,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="N",
         help="tokens to generate from the result as proof it works (0: skip)",
     )
+    parser.add_argument(
+        "--check",
+        action="store_true",
+        help="measure what the recipe cost: KL divergence from the source, top-1"
+        " agreement, perplexity (options: mlx-gen eval kl)",
+    )
 
 
 def run(args: argparse.Namespace, settings: Settings) -> int:
-    from mlx_gen.errors import ConvertError
+    from mlx_gen.errors import ConvertError, QualityError
     from mlx_gen.models.conversion import convert
     from mlx_gen.models.quant_recipes import make_recipe
 
@@ -82,9 +92,13 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
             if args.verify_tokens > 0:
                 progress.stage("Verifying")
                 proof = verify(result.out_dir, settings, args.verify_tokens)
-    except ConvertError as exc:
+            cost = None
+            if args.check:
+                progress.stage("Checking against the source")
+                cost = check(result.source_dir, result.out_dir, settings)
+    except (ConvertError, QualityError) as exc:
         raise CommandError(str(exc)) from None
-    _report(out, result, proof)
+    _report(out, result, proof, cost)
     return 0
 
 
@@ -125,6 +139,30 @@ def verify(
     seconds = time.perf_counter() - start
     text = loaded.tokenizer.decode(token_ids)
     return Verification(token_ids, text, seconds, shape, plan, plan_error)
+
+
+def check(source: Path, model_dir: Path, settings: Settings) -> KLReport:
+    """The converted model against its source on the bundled text, one model
+    in memory at a time (mlx_gen.models.quality), with `eval kl`'s defaults."""
+    import mlx.core as mx
+
+    from mlx_gen.models.conversion import load_source
+    from mlx_gen.models.loading import cast_for_backend, load_model, load_tokenizer
+    from mlx_gen.models.quality import default_text, evaluation_tokens, measure_kl
+
+    def source_model() -> Any:
+        # Loaded as convert reads it (any checkpoint layout), run as served here.
+        model, _, _ = load_source(source)
+        cast_for_backend(model)
+        mx.eval(model.parameters())
+        return model
+
+    _, source_tokenizer, _ = load_source(source)  # lazy: no weight is read
+    converted_tokenizer = load_tokenizer(str(model_dir), settings)
+    tokens = evaluation_tokens(source_tokenizer, converted_tokenizer, default_text())
+    return measure_kl(
+        source_model, lambda: load_model(str(model_dir), settings).model, tokens
+    )
 
 
 class _StageProgress:
@@ -175,7 +213,12 @@ def _progress(console: Console) -> _StageProgress:
     )
 
 
-def _report(console: Console, result: Any, proof: Verification | None) -> None:
+def _report(
+    console: Console,
+    result: Any,
+    proof: Verification | None,
+    cost: KLReport | None,
+) -> None:
     table = Table(title=f"Converted → {result.out_dir}", show_header=False)
     table.add_row("recipe", result.recipe.name)
     table.add_row("layers", ", ".join(f"{n}× {q}" for q, n in result.quantized.items()))
@@ -184,12 +227,21 @@ def _report(console: Console, result: Any, proof: Verification | None) -> None:
     table.add_row("unquantized dtype", result.dtype or "as in the checkpoint")
     table.add_row("bits per weight", f"{result.bits_per_weight:.3f}")
     table.add_row("size on disk", format_bytes(result.disk_bytes))
+    if result.source_weights_bytes:
+        share = result.weights_bytes / result.source_weights_bytes
+        table.add_row(
+            "weights",
+            f"{format_bytes(result.weights_bytes)}: {share:.0%} of the source's"
+            f" {format_bytes(result.source_weights_bytes)}",
+        )
     if proof is not None:
         _memory_rows(table, proof)
         rate = len(proof.token_ids) / proof.seconds if proof.seconds else 0.0
         table.add_row(
             "generated", f"{proof.text!r} ({len(proof.token_ids)} tokens, {rate:.1f}/s)"
         )
+    if cost is not None:
+        add_kl_rows(table, cost)
     console.print(table)
 
 

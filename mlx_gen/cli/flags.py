@@ -83,3 +83,14 @@ def number_list(kind: type) -> Any:
         return values
 
     return parse
+
+
+def positive_int(text: str) -> int:
+    """An argparse type: a whole number of at least 1."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"give a number of at least 1: {text!r}")
+    return value

@@ -22,6 +22,7 @@ from mlx_gen.blas import maybe_reexec_with_openblas
 from mlx_gen.cli.bench import add_arguments as add_bench_arguments
 from mlx_gen.cli.chat import add_arguments as add_chat_arguments
 from mlx_gen.cli.convert import add_arguments as add_convert_arguments
+from mlx_gen.cli.eval import add_arguments as add_eval_arguments
 from mlx_gen.cli.flags import add_setting_flag
 from mlx_gen.cli.generate import add_arguments as add_generate_arguments
 from mlx_gen.cli.render import add_arguments as add_render_arguments
@@ -69,6 +70,12 @@ COMMANDS: dict[str, Command] = {
         ("registry_file", "cache_dir", "use_openblas"),
         True,
         add_convert_arguments,
+    ),
+    "eval": Command(
+        "measure what a conversion changed: KL divergence against the source",
+        ("registry_file", "cache_dir", "use_openblas"),
+        True,
+        add_eval_arguments,
     ),
     "bench": Command(
         "measure the engine, load an OpenAI-compatible server, compare runs",

@@ -16,6 +16,7 @@ with an error event.
 
 from __future__ import annotations
 
+import functools
 import queue
 import random
 import threading
@@ -31,6 +32,7 @@ from mlx_gen.engine.detokenizer import decoder_for
 from mlx_gen.engine.inbox import Abort, Command, Stop, Submit
 from mlx_gen.engine.model_runner import ModelRunner
 from mlx_gen.engine.prefix_cache import PrefixCache
+from mlx_gen.engine.prefix_sharing import waits
 from mlx_gen.engine.sampling import make_processors
 from mlx_gen.engine.scheduler import RequestState, Scheduler
 from mlx_gen.engine.sequence import Sequence
@@ -193,8 +195,7 @@ class EngineThread:
             if state.slot is None:  # failed earlier in this iteration
                 continue
             try:
-                self._runner.prefill(state.slot, state.prompt[start:end])
-                if self._scheduler.prefilled_to(state, end):
+                if self._prefill(state, start, end):  # others wait for it
                     self._prefix.insert(state.prompt[:end], state.slot)
             except Exception as exc:
                 self._fail(state, exc)
@@ -205,6 +206,10 @@ class EngineThread:
             except Exception as exc:
                 self._fail(state, exc)
                 continue
+            if state.request.sampling.max_tokens == 0:  # scored: nothing to make
+                for seq in state.live():
+                    self._end(seq, "length", None)
+                continue
             try:
                 self._runner.add(state.live(), state.slot, state.prompt[-1], state.seed)
             except Exception as exc:  # the batch caches may be half-extended
@@ -213,16 +218,31 @@ class EngineThread:
                 continue
             self._scheduler.join(state)
 
+    def _prefill(self, state: RequestState, start: int, end: int) -> bool:
+        """Prefill prompt tokens `start:end`; whether to snapshot them."""
+        prompt, top = state.prompt, state.request.sampling.prompt_logprobs
+        if not state.scoring:
+            self._runner.prefill(state.slot, prompt[start:end])
+            return self._scheduler.prefilled_to(state, end)
+        scores = self._runner.prefill_scored(
+            state.slot, prompt[start:end], prompt[start + 1 : end + 1], top
+        )
+        return self._scheduler.prefilled_to(state, end, scores)
+
     def _begin(self, state: RequestState) -> None:
         """Start `state`'s prompt cache, unless it waits for a shared prefix."""
-        params, prompt, s = state.request.sampling, state.prompt, self._scheduler
-        if self._prefix.max_bytes > 0 and (
-            s.held(state) or s.follow(state, self._prefix.reusable(prompt))
-        ):
+        params, prompt = state.request.sampling, state.prompt
+        # A scoring request computes its whole prompt (below): it never waits.
+        shares = not state.scoring and self._prefix.max_bytes > 0
+        reusable = functools.partial(self._prefix.reusable, prompt)
+        if shares and waits(state, self._scheduler.prefilling, reusable):
             return
         now = time.perf_counter()
         seed = params.seed if params.seed is not None else self._seeds.getrandbits(63)
-        cached = self._prefix.lookup(prompt, state.slot)
+        # A cached prefix has no logits, and making them again costs its whole
+        # prefill: a scoring request is prefilled from its first token (and
+        # still leaves its prompt in the prefix cache for the next ones).
+        cached = 0 if state.scoring else self._prefix.lookup(prompt, state.slot)
         processors = [
             *make_processors(params, len(prompt)),
             *state.request.logits_processors,

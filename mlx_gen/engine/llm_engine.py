@@ -1,4 +1,5 @@
-"""The engine's public face: start, submit, abort, stats, shutdown.
+"""The engine's public face: start, submit (one request, or several as one
+unit with `submit_many`), abort, stats, shutdown.
 
 One thread owns MLX (engine_thread.py); this side calls `mx` only once, at
 construction, to materialize the model's lazy arrays (MLX streams belong to
@@ -87,29 +88,54 @@ class LLMEngine:
 
         Call it on the event loop that will read the events. Closing the
         iterator, or cancelling the task reading it, aborts the request."""
+        return self.submit_many([request])
+
+    def submit_many(self, requests: list[GenerationRequest]) -> EventStream:
+        """Queue `requests`, all with the same number of choices n, as one
+        unit: all of them, or none if the queue cannot take them all. Their
+        events arrive on one iterator, request k's choice i as index k*n + i."""
         loop = asyncio.get_running_loop()
         worker = self._worker
         if not worker.alive:
             raise EngineDead(worker.error or "the engine is not running")
-        validate(request, worker.memory, self.config.max_batch_size)
+        self._check(requests)
+        ids = [r.request_id for r in requests]
         with worker.lock:
             if not (worker.alive and worker.accepting):
                 raise EngineDead(worker.error or "the engine is shutting down")
-            if request.request_id in worker.active:
-                raise InvalidRequest(f"request id {request.request_id!r} is in use")
+            in_use = [i for i in ids if i in worker.active]
+            if in_use:
+                raise InvalidRequest(f"request id {in_use[0]!r} is in use")
             # The queue is what waits beyond the batch: a request the batch
             # has room for is not queued, even with max_queue 0.
             running = len(worker.active) - worker.unadmitted
             room = max(0, self.config.max_batch_size - running)
-            if worker.unadmitted >= self.config.max_queue + room:
+            if worker.unadmitted + len(requests) > self.config.max_queue + room:
                 raise QueueFull(worker.unadmitted)
-            # Made only now: a stream dropped unread aborts its request id.
-            stream = EventStream(request.request_id, request.sampling.n, self.abort)
-            worker.unadmitted += 1
-            worker.active.add(request.request_id)
+            # Made only now: a stream dropped unread aborts its request ids.
+            stream = EventStream(ids, requests[0].sampling.n, self.abort)
+            worker.unadmitted += len(requests)
+            worker.active.update(ids)
             sink = (loop, stream)
-            worker.inbox.put(Submit(request, sink, time.perf_counter()))
+            now = time.perf_counter()
+            for request in requests:
+                worker.inbox.put(Submit(request, sink, now))
         return stream
+
+    def _check(self, requests: list[GenerationRequest]) -> None:
+        """What can never be queued, whatever the queue holds."""
+        worker, config = self._worker, self.config
+        if not requests:
+            raise InvalidRequest("no request")
+        most = config.max_queue + config.max_batch_size
+        if len(requests) > most:
+            raise InvalidRequest(f"at most {most} requests can be queued together")
+        if len({r.request_id for r in requests}) < len(requests):
+            raise InvalidRequest("the request ids repeat")
+        if len({r.sampling.n for r in requests}) > 1:
+            raise InvalidRequest("requests queued together have the same n")
+        for request in requests:
+            validate(request, worker.memory, config.max_batch_size)
 
     def abort(self, request_id: str, index: int | None = None) -> None:
         """End a request, or only its choice `index`, from any thread, within

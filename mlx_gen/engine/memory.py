@@ -19,6 +19,7 @@ from mlx.utils import tree_flatten
 from mlx_lm.models.cache import KVCache, RotatingKVCache, make_prompt_cache
 
 from mlx_gen.engine.config import EngineConfig
+from mlx_gen.engine.prompt_scores import logit_bytes_per_token
 from mlx_gen.engine.types import MemoryPlan, ModelTooLarge
 from mlx_gen.units import GB, format_bytes
 
@@ -150,10 +151,13 @@ class MemoryModel:
         """The solo cache of a prompt being prefilled, until it joins the batch."""
         return prompt_tokens + ALLOC_SLACK
 
-    def chunk_size(self, position: int) -> int:
-        """The longest prefill chunk at `position` whose transient fits the reserve."""
+    def chunk_size(self, position: int, scoring: bool = False) -> int:
+        """The longest prefill chunk at `position` whose transient fits the
+        reserve; `scoring`: its logits are reduced to prompt scores as well."""
         a = SCORE_COPIES * 4 * self.shape.n_heads
         b = a * position + self.shape.act_bytes_per_token
+        if scoring:
+            b += logit_bytes_per_token(self.shape.vocab_size)
         c = (-b + math.sqrt(b * b + 4 * a * self.prefill_reserve)) / (2 * a)
         return max(1, min(self.prefill_step_size, int(c)))
 

@@ -6,8 +6,9 @@ the scheduler decides what they hold and hands `step` the batch's sequences
 in row order (scheduler.py).
 
 A prompt is prefilled alone (minus its last token, in chunks, into a plain
-mlx-lm cache), then merged into the batch's caches (mlx-lm's BatchKVCache /
-BatchRotatingKVCache), where its last token is fed by the next decode step.
+mlx-lm cache; scored on the way if its request asks), then merged into the
+batch's caches (mlx-lm's BatchKVCache / BatchRotatingKVCache), where its last
+token is fed by the next decode step.
 Prefilling alone keeps a sequence's numbers independent of the batch it later
 joins.
 
@@ -36,7 +37,7 @@ import mlx.core as mx
 import mlx.nn as nn
 from mlx_lm.models.cache import TokenBuffer, make_prompt_cache
 
-from mlx_gen.engine import cache_copies
+from mlx_gen.engine import cache_copies, prompt_scores
 from mlx_gen.engine.constraints import ConstraintMasks
 from mlx_gen.engine.sampling import BatchSampling, Sampled, make_key, sample
 from mlx_gen.engine.sequence import Sequence
@@ -107,15 +108,31 @@ class ModelRunner:
 
     # Prompts, one at a time.
 
-    @every_rank
-    def prefill(self, slot: int, tokens: list[int]) -> None:
-        """Feed `tokens` to the prompt cache of `slot` (a new one at first)."""
+    def _prompt_cache(self, slot: int) -> list[Any]:
         cache = self._prompts.get(slot)
         if cache is None:
             cache = self._prompts[slot] = make_prompt_cache(self.model)
+        return cache
+
+    @every_rank
+    def prefill(self, slot: int, tokens: list[int]) -> None:
+        """Feed `tokens` to the prompt cache of `slot` (a new one at first)."""
+        cache = self._prompt_cache(slot)
         # Only the cache is evaluated: the logits of a prefill chunk never are.
         self.model(mx.array(tokens)[None], cache=cache)
         mx.eval([c.state for c in cache])
+
+    @every_rank
+    def prefill_scored(
+        self, slot: int, tokens: list[int], targets: list[int], top: int
+    ) -> list[TokenLogprob]:
+        """`prefill`, and the scores of `targets`, the tokens that follow
+        `tokens` in the prompt, with `top` alternatives (prompt_scores.py)."""
+        cache = self._prompt_cache(slot)
+        logits = self.model(mx.array(tokens)[None], cache=cache)[0]
+        scores = prompt_scores.score(logits, targets, top)
+        mx.eval([c.state for c in cache], scores.arrays())
+        return scores.read()
 
     @every_rank
     def release(self, slots: list[int]) -> None:

@@ -183,10 +183,7 @@ class Sampled:
             if p.logprobs:
                 top = []
                 if p.top_logprobs and top_ids is not None:
-                    pairs = sorted(
-                        zip(top_ids[i], top_lps[i], strict=True), key=lambda t: -t[1]
-                    )
-                    top = pairs[: p.top_logprobs]
+                    top = best_first(top_ids[i], top_lps[i], p.top_logprobs)
                 logprob = TokenLogprob(token, chosen[i], top)
             results.append((token, logprob))
         return results
@@ -207,7 +204,16 @@ def sample(logits: mx.array, keys: mx.array, s: BatchSampling) -> Sampled:
         logprobs = logits - mx.logsumexp(logits, axis=-1, keepdims=True)
         out.logprob = mx.take_along_axis(logprobs, out.tokens[:, None], axis=-1)[:, 0]
         if s.top_logprobs:
-            k = s.top_logprobs
-            out.top_ids = mx.argpartition(-logprobs, kth=k - 1, axis=-1)[:, :k]
-            out.top_logprobs = mx.take_along_axis(logprobs, out.top_ids, axis=-1)
+            out.top_ids, out.top_logprobs = top_k(logprobs, s.top_logprobs)
     return out
+
+
+def top_k(scores: mx.array, k: int) -> tuple[mx.array, mx.array]:
+    """The ids and values of the `k` highest of each row, in no order."""
+    ids = mx.argpartition(-scores, kth=k - 1, axis=-1)[:, :k]
+    return ids, mx.take_along_axis(scores, ids, axis=-1)
+
+
+def best_first(ids: list[int], values: list[float], k: int) -> list[tuple[int, float]]:
+    """One row of `top_k`, read back: its `k` best (id, value), best first."""
+    return sorted(zip(ids, values, strict=True), key=lambda t: -t[1])[:k]

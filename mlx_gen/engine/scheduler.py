@@ -8,12 +8,8 @@ the queue is never overtaken, so a long request cannot starve.
 Admitted requests are prefilled in chunks, first come first served, at most
 about one chunk of tokens per engine iteration so that running streams wait
 for no more than one chunk between two decode steps.
-
-Requests that arrive together often share a prefix (the chat system prompt,
-a document): an admitted request whose prompt shares a longer prefix with one
-being prefilled than the prefix cache holds waits for that one, which keeps
-a prefix-cache snapshot when it reaches the common point; then it reuses it.
-So a burst computes its common prefix once.
+An admitted request may wait for another's prefix before it starts
+(prefix_sharing.py): a burst computes its common prefix once.
 
 `running` is the one list of who runs: the batch's sequences in the runner's
 row order. A sequence that ends stays in it until `compact`, which says which
@@ -29,7 +25,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from mlx_gen.engine.memory import MemoryModel
-from mlx_gen.engine.prefix_cache import MIN_REUSE, common_prefix
 from mlx_gen.engine.sequence import Sequence
 from mlx_gen.engine.types import (
     FinishReason,
@@ -49,6 +44,8 @@ class RequestState:
     slot: int | None = None  # its prompt cache in the runner, until it joins
     position: int = 0  # prompt tokens already in that cache
     seed: int = 0  # of its choices' PRNG keys
+    # The prompt's scores so far, if asked: of its tokens 1 to `position`.
+    scores: list[TokenLogprob] = field(default_factory=list)
     begun: bool = False  # its prompt cache started (prefix reused or not)
     # The request prefilling a prefix this one waits for, and its length.
     leader: RequestState | None = None
@@ -67,6 +64,10 @@ class RequestState:
     @property
     def prefilled(self) -> bool:
         return self.position >= len(self.prompt) - 1
+
+    @property
+    def scoring(self) -> bool:
+        return self.request.sampling.prompt_logprobs is not None
 
     def live(self) -> list[Sequence]:
         return [s for s in self.seqs if not s.finished]
@@ -142,35 +143,6 @@ class Scheduler:
         """Admitted requests whose prompt cache has not started yet."""
         return [s for s in self.prefilling if not s.begun]
 
-    def held(self, state: RequestState) -> bool:
-        """Whether `state` still waits for its leader's prefix."""
-        leader = state.leader
-        if leader is not None:
-            if leader in self.prefilling and leader.position < state.shared_at:
-                return True
-            state.leader = None
-        return False
-
-    def follow(self, state: RequestState, reusable: int) -> bool:
-        """Whether unbegun `state` will wait for a longer prefix of its prompt
-        than the `reusable` tokens the prefix cache has, a prefix that
-        another admitted request is computing and will keep a snapshot of."""
-        best, best_len = None, reusable + MIN_REUSE - 1
-        for other in self.prefilling:
-            if other is state:  # the first come leads
-                break
-            if other.leader is not None:  # it waits too
-                continue
-            n = common_prefix(other.prompt, state.prompt)
-            n = min(n, len(other.prompt) - 1, len(state.prompt) - 1)
-            if n > best_len and other.position <= n:
-                best, best_len = other, n
-        if best is None:
-            return False
-        state.leader, state.shared_at = best, best_len
-        best.share_points.add(best_len)
-        return True
-
     def begin(
         self,
         state: RequestState,
@@ -197,7 +169,8 @@ class Scheduler:
             start, target = state.position, len(state.prompt) - 1
             while start < target and budget > 0:
                 stops = [p for p in state.share_points if p > start]
-                end = min(target, start + self.memory.chunk_size(start), *stops)
+                size = self.memory.chunk_size(start, state.scoring)
+                end = min(target, start + size, *stops)
                 chunks.append((state, start, end))
                 budget -= end - start
                 start = end
@@ -205,17 +178,24 @@ class Scheduler:
                 break
         return chunks
 
-    def prefilled_to(self, state: RequestState, end: int) -> bool:
+    def prefilled_to(
+        self, state: RequestState, end: int, scores: list[TokenLogprob] | None = None
+    ) -> bool:
         """`state`'s cache holds `end` prompt tokens: whether others wait
         for a snapshot of it."""
         state.position = end
+        state.scores += scores or []
         return end in state.share_points
 
     def ready(self) -> list[RequestState]:
-        """Prefilled requests, out of prefilling: they join the batch next."""
+        """Prefilled requests, out of prefilling, their choices given the
+        prompt's scores if asked: they join the batch next."""
         done = [s for s in self.prefilling if s.prefilled]
         for state in done:
             self.prefilling.remove(state)
+            if state.scoring:
+                for seq in state.seqs:
+                    seq.prompt_logprobs = state.scores
         return done
 
     def join(self, state: RequestState) -> None:

@@ -46,6 +46,8 @@ class Sequence:
         self.owner: Any = None  # the scheduler's record of the request
         # Set on the engine thread when the request is admitted.
         self.processors: list[LogitsProcessor] = []
+        # The prompt's scores, once prefilled, until its first event takes them.
+        self.prompt_logprobs: list[TokenLogprob] | None = None
 
     @property
     def finished(self) -> bool:
@@ -95,7 +97,9 @@ class Sequence:
             token_ids=tokens,
             text=text,
             logprobs=[logprob] if logprob is not None else None,
+            prompt_logprobs=self.prompt_logprobs,
         )
+        self.prompt_logprobs = None
         if reason is not None:
             self.finish_reason = reason
             event.finish_reason = reason

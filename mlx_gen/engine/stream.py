@@ -15,17 +15,20 @@ from mlx_gen.engine.types import GenerationEvent
 
 
 class EventStream:
-    """One request's events, in order; ends after every choice has finished.
+    """The events of requests submitted together, in order; ends after every
+    choice has finished. Each request has `choices` choices; request k's
+    choice i arrives as index k * choices + i.
 
     Closing it, cancelling the task that awaits it, or dropping it before the
-    end aborts the request.
+    end aborts its requests.
     """
 
     def __init__(
-        self, request_id: str, choices: int, abort: Callable[[str], None]
+        self, request_ids: list[str], choices: int, abort: Callable[[str], None]
     ) -> None:
-        self.request_id = request_id
-        self._open = choices
+        self.request_ids = request_ids
+        self._first = {rid: k * choices for k, rid in enumerate(request_ids)}
+        self._open = choices * len(request_ids)
         self._abort = abort
         # A deque and one future, lighter than an asyncio.Queue per token.
         self._events: deque[GenerationEvent] = deque()
@@ -52,10 +55,11 @@ class EventStream:
         return event
 
     def close(self) -> None:
-        """Stop reading; abort the request if it has not finished."""
+        """Stop reading; abort the requests if they have not finished."""
         if self._open > 0:
             self._open = 0
-            self._abort(self.request_id)
+            for request_id in self.request_ids:
+                self._abort(request_id)
 
     async def aclose(self) -> None:
         self.close()
@@ -64,6 +68,7 @@ class EventStream:
         self.close()
 
     def push(self, event: GenerationEvent) -> None:
+        event.index += self._first[event.request_id]
         self._events.append(event)
         waiter = self._waiter
         if waiter is not None and not waiter.done():
@@ -90,5 +95,5 @@ def hand_over(outbox: list[tuple[Sink, GenerationEvent]]) -> list[str]:
         try:
             loop.call_soon_threadsafe(deliver, items)
         except RuntimeError:  # the loop is closed: nobody is listening
-            orphans += [stream.request_id for stream, _ in items]
-    return orphans
+            orphans += [event.request_id for _, event in items]
+    return list(dict.fromkeys(orphans))

@@ -34,6 +34,10 @@ class SamplingParams:
     logprobs: bool = False
     top_logprobs: int = 0
     n: int = 1
+    # Score the prompt's own tokens, with this many alternatives each; None:
+    # do not. Such a request is prefilled from its first token (a cached
+    # prefix has no logits) and may have max_tokens 0: scored, nothing made.
+    prompt_logprobs: int | None = None
 
 
 # A logits processor as mlx-lm defines it: (tokens so far, logits) -> logits.
@@ -58,7 +62,8 @@ class GenerationRequest:
 class TokenLogprob:
     token_id: int
     logprob: float
-    top: list[tuple[int, float]] = field(default_factory=list)
+    top: list[tuple[int, float]] = field(default_factory=list)  # most likely first
+    rank: int | None = None  # of the token, 1 = the most likely (prompt scores)
 
 
 @dataclass
@@ -83,7 +88,9 @@ class GenerationEvent:
 
     `token_ids` and `text` are the new tokens and the text they completed
     (UTF-8 safe: a partial character waits for its next byte). The last event
-    of a choice has `finish_reason` set, and `usage` / `timings`.
+    of a choice has `finish_reason` set, and `usage` / `timings`. The first
+    event of a choice of a request asking `prompt_logprobs` has them: the
+    scores of the prompt's tokens after the first, which nothing predicts.
     """
 
     request_id: str
@@ -91,6 +98,7 @@ class GenerationEvent:
     token_ids: list[int]
     text: str
     logprobs: list[TokenLogprob] | None = None
+    prompt_logprobs: list[TokenLogprob] | None = None
     finish_reason: FinishReason | None = None
     usage: Usage | None = None
     timings: Timings | None = None

@@ -47,6 +47,8 @@ DISK_MARGIN_BYTES = 64 * 1024 * 1024
 @dataclass
 class ConvertResult:
     out_dir: Path
+    source_dir: Path
+    source_weights_bytes: int
     recipe: Recipe
     dtype: str | None
     bits_per_weight: float
@@ -252,6 +254,10 @@ def convert(
         raise ConvertError(f"cannot write {out}: {exc.strerror or exc}") from None
     return ConvertResult(
         out_dir=out,
+        source_dir=source,
+        source_weights_bytes=sum(
+            f.stat().st_size for f in source.glob("model*.safetensors")
+        ),
         recipe=recipe,
         dtype=dtype,
         bits_per_weight=bits_per_weight,

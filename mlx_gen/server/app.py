@@ -26,6 +26,7 @@ from mlx_gen.server.response_store import ResponseStore
 from mlx_gen.server.routes.chat_completions import chat_completions
 from mlx_gen.server.routes.completions import completions
 from mlx_gen.server.routes.health import health, metrics, ready
+from mlx_gen.server.routes.messages import count_tokens, create_message
 from mlx_gen.server.routes.models import get_model, list_models
 from mlx_gen.server.routes.responses import (
     create_response,
@@ -45,6 +46,8 @@ ROUTES = [
     Route("/v1/responses/{response_id}", get_response, methods=["GET"]),
     Route("/v1/responses/{response_id}", delete_response, methods=["DELETE"]),
     Route("/v1/responses/{response_id}/input_items", list_input_items, methods=["GET"]),
+    Route("/v1/messages", create_message, methods=["POST"]),
+    Route("/v1/messages/count_tokens", count_tokens, methods=["POST"]),
     Route("/v1/models", list_models, methods=["GET"]),
     Route("/v1/models/{model_id:path}", get_model, methods=["GET"]),
     Route("/tokenize", tokenize, methods=["POST"]),
@@ -93,7 +96,13 @@ def create_app(
                 OpenAICORSMiddleware,
                 allow_origins=settings.cors_origins,
                 allow_methods=["GET", "POST"],
-                allow_headers=["authorization", "content-type", "x-api-key"],
+                allow_headers=[
+                    "authorization",
+                    "content-type",
+                    "x-api-key",
+                    "anthropic-version",
+                    "anthropic-beta",
+                ],
                 expose_headers=["x-request-id", "retry-after"],
             )
         )

@@ -1,8 +1,11 @@
-"""Errors in the OpenAI shape: `{"error": {"message", "type", "param", "code"}}`.
+"""Errors in the OpenAI shape: `{"error": {"message", "type", "param", "code"}}`,
+or in Anthropic's, `{"type": "error", "error": {"type", "message"}}`, on
+Anthropic's route family (/v1/messages...).
 
 Every non-2xx answer of the server goes through here, including the router's
-own 404/405 and validation failures, so clients (the official SDKs included)
-can always parse an error the same way.
+own 404/405, the middlewares' refusals and validation failures, so clients
+(the official SDKs included) can always parse an error the same way. The
+shape is chosen by the request's path in `APIError.response`, the one place.
 """
 
 from __future__ import annotations
@@ -19,6 +22,24 @@ from starlette.responses import JSONResponse, Response
 logger = logging.getLogger("mlx_gen.server")
 
 _HTTP_CODES = {404: "not_found", 405: "method_not_allowed"}
+
+ANTHROPIC_PATH = "/v1/messages"
+# Anthropic's error type of each status; other 4xx are invalid requests,
+# other 5xx API errors.
+ANTHROPIC_TYPES = {
+    401: "authentication_error",
+    403: "permission_error",
+    404: "not_found_error",
+    413: "request_too_large",
+    429: "rate_limit_error",
+    503: "overloaded_error",
+    529: "overloaded_error",
+}
+
+
+def anthropic_path(path: str) -> bool:
+    """Whether `path` is Anthropic's route family: its errors take that shape."""
+    return path == ANTHROPIC_PATH or path.startswith(ANTHROPIC_PATH + "/")
 
 
 class APIError(Exception):
@@ -45,8 +66,15 @@ class APIError(Exception):
     def body(self) -> dict[str, Any]:
         return error_body(self.message, self.type, self.param, self.code)
 
-    def response(self) -> Response:
-        return JSONResponse(self.body(), status_code=self.status, headers=self.headers)
+    def anthropic_body(self) -> dict[str, Any]:
+        fallback = "api_error" if self.status >= 500 else "invalid_request_error"
+        kind = ANTHROPIC_TYPES.get(self.status, fallback)
+        return {"type": "error", "error": {"type": kind, "message": self.message}}
+
+    def response(self, path: str) -> Response:
+        """The answer to a request for `path`, in the shape its API uses."""
+        body = self.anthropic_body() if anthropic_path(path) else self.body()
+        return JSONResponse(body, status_code=self.status, headers=self.headers)
 
 
 def error_body(
@@ -135,7 +163,7 @@ def from_validation_error(exc: ValidationError) -> APIError:
 
 async def api_error_handler(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, APIError)
-    return exc.response()
+    return exc.response(request.scope["path"])
 
 
 async def http_error_handler(request: Request, exc: Exception) -> Response:
@@ -143,7 +171,8 @@ async def http_error_handler(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, HTTPException)
     code = _HTTP_CODES.get(exc.status_code, "http_error")
     message = f"{exc.detail}: {request.method} {request.scope['path']}"
-    return APIError(exc.status_code, message, code=code, headers=exc.headers).response()
+    error = APIError(exc.status_code, message, code=code, headers=exc.headers)
+    return error.response(request.scope["path"])
 
 
 def internal_error() -> APIError:

@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from typing import Any, TypeVar
 
 from starlette.requests import Request
@@ -13,7 +12,6 @@ from mlx_gen.engine.types import (
     ContextLengthExceeded,
     EngineDead,
     EngineError,
-    GenerationEvent,
     GenerationRequest,
     QueueFull,
     SamplingParams,
@@ -24,12 +22,17 @@ from mlx_gen.server.errors import APIError, bad_request, model_not_found, unavai
 from mlx_gen.server.rate_limits import Reservation
 from mlx_gen.server.schemas.chat import ChatCompletionRequest
 from mlx_gen.server.schemas.completions import CompletionRequest
+from mlx_gen.server.schemas.messages import MessagesRequest
 from mlx_gen.server.schemas.responses import ResponsesRequest
-from mlx_gen.server.served import ServedModel
+from mlx_gen.server.served import EventStream, ServedModel
 from mlx_gen.server.state import AppState, state_of
 
 GenerationBody = TypeVar(
-    "GenerationBody", ChatCompletionRequest, CompletionRequest, ResponsesRequest
+    "GenerationBody",
+    ChatCompletionRequest,
+    CompletionRequest,
+    ResponsesRequest,
+    MessagesRequest,
 )
 
 
@@ -53,18 +56,35 @@ def admit(
 ) -> tuple[SamplingParams, Reservation]:
     """The request's sampling, once its budget fits in the context and in its
     key's rate limits (the reservation is settled when the answer is done)."""
+    params, reservation = admit_many(
+        request, body, [prompt_tokens], stop_token_ids, engine_stops
+    )
+    return params[0], reservation
+
+
+def admit_many(
+    request: Request,
+    body: ChatCompletionRequest | CompletionRequest,
+    prompt_tokens: list[int],
+    stop_token_ids: list[int],
+    engine_stops: list[str],
+) -> tuple[list[SamplingParams], Reservation]:
+    """`admit` for a batch of prompts of these lengths: each its own budget
+    in the context, one reservation for them all."""
     state = state_of(request)
     served = state.served
-    max_tokens = resolve_max_tokens(
-        body.requested_max_tokens,
-        prompt_tokens,
-        served,
-        state.settings.max_tokens_default,
-    )
-    sampling = sampling_params(body, served, max_tokens, stop_token_ids, engine_stops)
+    params = []
+    for length in prompt_tokens:
+        max_tokens = resolve_max_tokens(
+            body.requested_max_tokens, length, served, state.settings.max_tokens_default
+        )
+        params.append(
+            sampling_params(body, served, max_tokens, stop_token_ids, engine_stops)
+        )
     key_id = info_of(request.scope).key_id
-    reservation = state.limiter.admit(key_id, prompt_tokens + max_tokens * sampling.n)
-    return sampling, reservation
+    completion = sum(p.max_tokens * p.n for p in params)
+    reservation = state.limiter.admit(key_id, sum(prompt_tokens) + completion)
+    return params, reservation
 
 
 def check_model(served: ServedModel, name: str) -> None:
@@ -156,18 +176,43 @@ def submit(
     reservation: Reservation,
     user: str | None = None,
     constraint: Constraint | None = None,
-) -> AsyncIterator[GenerationEvent]:
+) -> EventStream:
     """Hand the request to the engine; its refusals become HTTP errors (and
     give back the rate-limit reservation)."""
-    gen = GenerationRequest(
-        prompt_token_ids=prompt_ids,
-        sampling=sampling,
-        request_id=request_id,
-        user=user,
-        constraint=constraint,
+    return submit_many(
+        served, [prompt_ids], [sampling], request_id, reservation, user, constraint
     )
+
+
+def submit_many(
+    served: ServedModel,
+    prompts: list[list[int]],
+    params: list[SamplingParams],
+    request_id: str,
+    reservation: Reservation,
+    user: str | None = None,
+    constraint: Constraint | None = None,
+) -> EventStream:
+    """`submit` for a batch of prompts, queued as one unit: one engine request
+    each (`request_id`, or `request_id-k` in a batch), their events on one
+    stream, prompt k's choice i as index k*n + i."""
+    ids = (
+        [request_id]
+        if len(prompts) == 1
+        else [f"{request_id}-{k}" for k in range(len(prompts))]
+    )
+    gens = [
+        GenerationRequest(
+            prompt_token_ids=prompt,
+            sampling=sampling,
+            request_id=engine_id,
+            user=user,
+            constraint=constraint,
+        )
+        for prompt, sampling, engine_id in zip(prompts, params, ids, strict=True)
+    ]
     try:
-        return served.engine.submit(gen)
+        return served.engine.submit_many(gens)
     except EngineError as exc:
         reservation.settle(0)
         raise _engine_refusal(exc) from None

@@ -8,11 +8,11 @@ MLX_GEN_TEST_FAULT_USER is set at start. The server itself sets none.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from typing import Any
 
-from mlx_gen.engine.types import GenerationEvent, GenerationRequest
-from mlx_gen.server.served import Engine
+from mlx_gen.engine.types import GenerationRequest
+from mlx_gen.server.served import Engine, EventStream
 
 RequestHook = Callable[[GenerationRequest], None]
 
@@ -24,9 +24,13 @@ class HookedEngine:
         self.engine = engine
         self.hook = hook
 
-    def submit(self, request: GenerationRequest) -> AsyncIterator[GenerationEvent]:
-        self.hook(request)
-        return self.engine.submit(request)
+    def submit(self, request: GenerationRequest) -> EventStream:
+        return self.submit_many([request])
+
+    def submit_many(self, requests: list[GenerationRequest]) -> EventStream:
+        for request in requests:
+            self.hook(request)
+        return self.engine.submit_many(requests)
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self.engine, name)

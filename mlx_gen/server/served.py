@@ -14,10 +14,23 @@ if TYPE_CHECKING:
     from mlx_gen.models.loading import LoadedModel
 
 
+class EventStream(Protocol):
+    """The events of requests submitted together (engine/stream.py)."""
+
+    def __aiter__(self) -> AsyncIterator[GenerationEvent]: ...
+
+    async def __anext__(self) -> GenerationEvent: ...
+
+    def close(self) -> None:
+        """Stop reading; abort what has not finished."""
+
+
 class Engine(Protocol):
     """The part of the engine facade the HTTP layer uses."""
 
-    def submit(self, request: GenerationRequest) -> AsyncIterator[GenerationEvent]: ...
+    def submit(self, request: GenerationRequest) -> EventStream: ...
+
+    def submit_many(self, requests: list[GenerationRequest]) -> EventStream: ...
 
     def abort(self, request_id: str, index: int | None = None) -> None: ...
 

@@ -1,4 +1,5 @@
-"""Server-sent events: JSON objects as one-line `data:` frames.
+"""Server-sent events: JSON objects as one-line `data:` frames, with an
+`event:` line where the API names its events (Anthropic's).
 
 The frames themselves (which chunks, in what order) come from
 server/answers/deliver.py; this module only encodes and sends them.
@@ -17,6 +18,9 @@ from mlx_gen.settings import Settings
 # json.dumps leaves U+0085, U+2028 and U+2029 raw, and clients that split lines
 # the way str.splitlines does (httpx's iter_lines among them) cut a frame there.
 # Escaped, the JSON means the same and each frame stays one line.
+# A frame: its data, or its fields ({"event": ..., "data": ...}).
+Frame = str | dict[str, str]
+
 _LINE_BREAKS = str.maketrans(
     {"\x85": "\\u0085", "\u2028": "\\u2028", "\u2029": "\\u2029"}
 )
@@ -29,7 +33,7 @@ def encode(obj: dict[str, Any]) -> str:
 
 
 def sse_response(
-    frames: AsyncIterator[str], settings: Settings, headers: dict[str, str]
+    frames: AsyncIterator[Frame], settings: Settings, headers: dict[str, str]
 ) -> EventSourceResponse:
     return EventSourceResponse(
         frames,

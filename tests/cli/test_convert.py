@@ -10,7 +10,9 @@ from pathlib import Path
 import pytest
 from cli_run import run_cli
 
+from cli.helpers import run_main
 from mlx_gen.cli.main import main
+from mlx_gen.units import format_bytes
 
 
 def test_command_reports_and_proves_the_result(hf_checkpoint, tmp_path):
@@ -33,6 +35,35 @@ def test_command_reports_and_proves_the_result(hf_checkpoint, tmp_path):
     assert again.stderr.strip().splitlines() == [
         f"error: {out} already exists: pass --force to replace it"
     ]
+
+
+def test_check_reports_what_the_recipe_cost(hf_checkpoint, tmp_path, capsys):
+    costs = {}
+    for bits in ("8", "4"):
+        out = tmp_path / f"{bits}-bit"
+        argv = ["convert", str(hf_checkpoint), str(out), "--bits", bits, "--check"]
+        code, report, _ = run_main(capsys, *argv, "--verify-tokens", "0")
+        assert code == 0
+        rows = {
+            line.split("│")[1].strip(): line.split("│")[2].strip()
+            for line in report.splitlines()
+            if line.count("│") == 3
+        }
+        # What it saves next to what it costs: the weights against the source's.
+        weights, share = rows["weights"].split(": ")
+        source_bytes = (hf_checkpoint / "model.safetensors").stat().st_size
+        assert share.endswith(f" of the source's {format_bytes(source_bytes)}")
+        assert float(weights.split()[0]) * 1e3 / source_bytes == pytest.approx(
+            float(share.split("%")[0]) / 100, abs=0.006
+        )
+        assert rows["source record"] == "1,024 of 1,024 log-probs per position (exact)"
+        assert rows["tokens scored"] == "3,024 in 6 chunks of up to 512"
+        mean = rows["KL divergence (source ‖ converted)"].split(",")[0]
+        agreement = float(rows["top-1 agreement"].rstrip("%"))
+        costs[bits] = (float(mean.removeprefix("mean ")), agreement, share)
+    assert 0 < costs["8"][0] < costs["4"][0], costs
+    assert costs["8"][1] > costs["4"][1], costs
+    assert int(costs["8"][2].split("%")[0]) > int(costs["4"][2].split("%")[0])
 
 
 def _unsupported(hf_checkpoint: Path, tmp_path: Path) -> str:

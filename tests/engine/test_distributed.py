@@ -19,6 +19,7 @@ from mlx_gen.engine.distributed.engine import DistributedEngine
 from mlx_gen.engine.distributed.leader import HEARTBEAT_SECONDS
 from mlx_gen.engine.distributed.load import Terms, agree, rank_config
 from mlx_gen.engine.distributed.protocol import CallChannel
+from mlx_gen.engine.types import GenerationRequest, SamplingParams
 
 from .helpers import collect, greedy, run
 
@@ -97,3 +98,14 @@ def test_idle_heartbeat_and_memory_report(engines):
     (rank,) = leader.rank_memory
     assert rank.rank == 0 and rank.weights_bytes == leader.plan.weights_bytes
     assert rank.peak_bytes >= rank.active_bytes > 0
+
+
+def test_one_rank_scores_prompts_as_the_plain_engine_does(engines):
+    def scoring() -> GenerationRequest:
+        sampling = SamplingParams(max_tokens=0, temperature=0.0, prompt_logprobs=2)
+        return GenerationRequest(list(range(100, 160)), sampling)
+
+    leader, plain = (run(collect(e, scoring())).events for e in engines)
+    assert len(leader) == len(plain) == 1
+    assert len(leader[0].prompt_logprobs) == 59
+    assert leader[0].prompt_logprobs == plain[0].prompt_logprobs

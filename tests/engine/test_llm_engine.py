@@ -269,3 +269,50 @@ def test_a_request_whose_event_loop_closed_is_aborted(make_engine):
     assert_idle(engine)
     assert engine.stats().alive  # an undeliverable event is not a fault
     assert engine.stats().generated_tokens_total < 1000
+
+
+def test_requests_submitted_together_share_one_stream(make_engine):
+    engine = make_engine()
+    prompts = [[1, 2, 3], [4, 5], [6]]
+    seeded = [
+        GenerationRequest(p, SamplingParams(max_tokens=6, seed=7, n=2)) for p in prompts
+    ]
+
+    async def scenario():
+        together = Result()
+        async for event in engine.submit_many(seeded):
+            together.add(event)
+        alone = [
+            await collect(engine, GenerationRequest(p, SamplingParams(6, seed=7, n=2)))
+            for p in prompts
+        ]
+        return together, alone
+
+    together, alone = run(scenario())
+    # Request k's choice i is index 2k + i, with what it makes alone.
+    assert sorted(together.final) == list(range(6))
+    for k, result in enumerate(alone):
+        for i in range(2):
+            assert together.tokens[2 * k + i] == result.tokens[i]
+    assert_idle(engine)
+
+
+def test_requests_submitted_together_are_queued_all_or_none(make_engine):
+    engine = make_engine(max_queue=1, max_batch_size=1)
+
+    async def scenario():
+        with pytest.raises(InvalidRequest):  # more than the queue and batch hold
+            engine.submit_many([greedy([1], 4) for _ in range(3)])
+        busy = greedy([1, 2], LONG)
+        running = asyncio.create_task(collect(engine, busy))
+        assert await wait_until_async(lambda: engine.stats().running, 10)
+        with pytest.raises(QueueFull):
+            engine.submit_many([greedy([1], 4), greedy([2], 4)])
+        # Neither was queued: the queue still has room for one.
+        stream = engine.submit_many([greedy([3], 4)])
+        engine.abort(busy.request_id)
+        assert (await running).final[0].finish_reason == "abort"
+        assert [e.finish_reason async for e in stream][-1] == "length"
+
+    run(scenario())
+    assert_idle(engine)

@@ -18,6 +18,7 @@ from mlx_gen.engine.memory import (
     plan_memory,
     prefill_transient,
 )
+from mlx_gen.engine.prompt_scores import logit_bytes_per_token
 from mlx_gen.engine.types import ModelTooLarge
 from mlx_gen.settings import Settings
 from mlx_gen.units import GB
@@ -80,6 +81,13 @@ def test_the_tiny_model_plan(tiny_model):
     assert sizes == sorted(sizes, reverse=True) and sizes[-1] < sizes[0]
     for position, size in zip((0, 1000, 10_000, 100_000), sizes, strict=True):
         transient = prefill_transient(shape, size, position + size)
+        assert transient <= memory.prefill_reserve
+    # A scored chunk's logits are part of its transient: scored chunks are shorter.
+    scored = [memory.chunk_size(p, scoring=True) for p in (0, 1000, 10_000, 100_000)]
+    assert all(s <= u for s, u in zip(scored, sizes, strict=True))
+    for position, size in zip((0, 1000, 10_000, 100_000), scored, strict=True):
+        transient = prefill_transient(shape, size, position + size)
+        transient += size * logit_bytes_per_token(shape.vocab_size)
         assert transient <= memory.prefill_reserve
 
 

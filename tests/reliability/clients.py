@@ -16,7 +16,14 @@ from .server_process import MODEL
 
 CHAT = "/v1/chat/completions"
 RESPONSES = "/v1/responses"
+MESSAGES = "/v1/messages"
+COUNT_TOKENS = "/v1/messages/count_tokens"
 ERROR_FIELDS = {"message", "type", "param", "code"}
+ANTHROPIC_ERROR_TYPES = {
+    "invalid_request_error", "authentication_error", "permission_error",
+    "not_found_error", "request_too_large", "rate_limit_error", "api_error",
+    "overloaded_error",
+}  # fmt: skip
 
 
 def chat_body(content: str = "Hi", max_tokens: int = 8, **fields: Any) -> dict:
@@ -49,6 +56,28 @@ def is_openai_error(body: Any) -> bool:
     )
 
 
+def is_anthropic_error(body: Any) -> bool:
+    """Exactly `{"type": "error", "error": {"type", "message"}}`, of a known type."""
+    if not isinstance(body, dict) or body.keys() != {"type", "error"}:
+        return False
+    error = body["error"]
+    return (
+        body["type"] == "error"
+        and isinstance(error, dict)
+        and error.keys() == {"type", "message"}
+        and error["type"] in ANTHROPIC_ERROR_TYPES
+        and isinstance(error["message"], str)
+        and bool(error["message"])
+    )
+
+
+def is_error_of(path: str, body: Any) -> bool:
+    """An error in the shape of the API `path` belongs to."""
+    if path in (MESSAGES, COUNT_TOKENS):
+        return is_anthropic_error(body)
+    return is_openai_error(body)
+
+
 @dataclass
 class Outcome:
     """One request as the client saw it."""
@@ -57,7 +86,7 @@ class Outcome:
     headers: dict[str, str] = field(default_factory=dict)
     body: Any = None  # the JSON of a whole answer or of an error
     chunks: list[dict] = field(default_factory=list)  # streamed data frames
-    done: bool = False  # `data: [DONE]` arrived
+    done: bool = False  # `data: [DONE]` (Anthropic: its last event) arrived
     stream_error: dict | None = None  # an error frame inside a 200 stream
     exception: str | None = None
 
@@ -147,6 +176,9 @@ def read_frame(outcome: Outcome, line: str) -> None:
         outcome.stream_error = frame
     else:
         outcome.chunks.append(frame)
+    # Anthropic's stream ends with its last event, not `[DONE]`.
+    if frame.get("type") in ("message_stop", "error"):
+        outcome.done = True
 
 
 async def post(client: httpx.AsyncClient, url: str, body: Any) -> Outcome:

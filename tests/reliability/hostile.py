@@ -6,7 +6,7 @@ from typing import Any
 
 from hypothesis import strategies as st
 
-from .clients import CHAT, RESPONSES, chat_body
+from .clients import CHAT, COUNT_TOKENS, MESSAGES, RESPONSES, chat_body
 from .server_process import MODEL
 
 SPECIAL = ["<|start|>", "<|channel|>", "<|message|>", "<|end|>", "<|return|>",
@@ -22,13 +22,20 @@ VALID = {
     "/tokenize": {"model": MODEL, "prompt": "Hi"},
     "/detokenize": {"model": MODEL, "tokens": [1, 2, 3]},
     RESPONSES: {"model": MODEL, "input": "Hi", "max_output_tokens": 2},
-}
+    MESSAGES: {"model": MODEL, "messages": [{"role": "user", "content": "Hi"}],
+               "max_tokens": 2},
+    COUNT_TOKENS: {"model": MODEL, "messages": [{"role": "user", "content": "Hi"}]},
+}  # fmt: skip
 TEXT_FIELD = {
     CHAT: "messages",
     "/v1/completions": "prompt",
     "/tokenize": "prompt",
     RESPONSES: "input",
+    MESSAGES: "messages",
+    COUNT_TOKENS: "messages",
 }
+# Where each endpoint takes stop strings.
+STOP_FIELD = {CHAT: "stop", "/v1/completions": "stop", MESSAGES: "stop_sequences"}
 
 # Wrong types, edges, huge and negative values. No valid max_tokens near the
 # context size: a request that really generates 4000 tokens only costs time.
@@ -72,6 +79,36 @@ messages = st.one_of(
 )
 
 
+# Anthropic's conversations: blocks of every kind, right and wrong.
+block = st.fixed_dictionaries(
+    {"type": st.one_of(st.sampled_from(["text", "thinking", "tool_use", "tool_result",
+                                        "image", "redacted_thinking"]), junk)},
+    optional={"text": texts, "thinking": texts, "signature": texts, "id": texts,
+              "name": texts, "input": junk, "tool_use_id": texts,
+              "content": st.one_of(texts, junk), "is_error": junk,
+              "cache_control": junk},
+)  # fmt: skip
+anthropic_message = st.fixed_dictionaries(
+    {"role": st.sampled_from(["user", "assistant", "system"]),
+     "content": st.one_of(texts, st.lists(block, max_size=4), junk)}
+)  # fmt: skip
+
+
+def tool_loop(call_id: Any, name: Any, arguments: Any, result: Any) -> list:
+    """A question, a call and its result: ids match, values are hostile."""
+    use = {"type": "tool_use", "id": call_id, "name": name, "input": arguments}
+    answer = {"type": "tool_result", "tool_use_id": call_id, "content": result}
+    return [{"role": "user", "content": "Hi"}, {"role": "assistant", "content": [use]},
+            {"role": "user", "content": [answer]}]  # fmt: skip
+
+
+anthropic_messages = st.one_of(
+    st.lists(anthropic_message, min_size=1, max_size=5),
+    st.builds(tool_loop, texts, texts, junk, st.one_of(texts, junk)),
+    junk,
+)
+
+
 def schema_of_depth(depth: int) -> dict:
     schema: dict = {"type": "string"}
     for _ in range(depth):
@@ -105,6 +142,22 @@ tools = st.one_of(
     # Giant: the most tools allowed, each wide, and one more than allowed.
     st.sampled_from([128, 129]).map(lambda n: [tool(wide_schema(20))] * n),
 )
+
+
+def as_anthropic(tool_list: Any) -> Any:
+    """Chat tools in Anthropic's shape (name and input_schema at the top);
+    anything else as it is."""
+    if not isinstance(tool_list, list):
+        return tool_list
+    return [
+        {"name": t["function"]["name"], "input_schema": t["function"]["parameters"]}
+        if isinstance(t, dict) and isinstance(t.get("function"), dict)
+        else t
+        for t in tool_list
+    ]
+
+
+anthropic_tools = tools.map(as_anthropic)
 
 hostile_fields = {
     "model": st.one_of(texts, junk),
@@ -140,7 +193,15 @@ hostile_fields = {
     "reasoning": junk,
     "metadata": junk,
     "store": junk,
-}
+    # /v1/messages' own fields.
+    "system": st.one_of(texts, junk),
+    "stop_sequences": st.one_of(st.lists(texts, max_size=20), junk),
+    "thinking": st.one_of(
+        st.fixed_dictionaries({"type": st.sampled_from(["enabled", "disabled", "x"]),
+                               "budget_tokens": edges}),
+        junk,
+    ),
+}  # fmt: skip
 field_values = st.sampled_from(sorted(hostile_fields)).flatmap(
     lambda name: hostile_fields[name].map(lambda value: (name, value))
 )
@@ -151,6 +212,8 @@ def with_text(path: str, text: Any) -> dict:
     """The valid body of `path` with `text` as its message or prompt."""
     if path == CHAT:
         return chat_body(text, 2)
+    if path in (MESSAGES, COUNT_TOKENS):
+        return {**VALID[path], "messages": [{"role": "user", "content": text}]}
     return {**VALID[path], TEXT_FIELD[path]: text}
 
 

@@ -12,11 +12,20 @@ import pytest
 
 from mlx_gen.server.middleware.auth import KeyRing
 
-from .clients import Outcome, is_openai_error, raw_exchange
+from .clients import (
+    COUNT_TOKENS,
+    MESSAGES,
+    Outcome,
+    is_anthropic_error,
+    is_openai_error,
+    raw_exchange,
+)
 from .conftest import Launch
 
 KEY = "sk-reliability-0123456789abcdefghij"
 CHAT_BODY = b'{"model":"tiny","messages":[{"role":"user","content":"Hi"}]}'
+# count_tokens takes the chat body as it is; /v1/messages needs max_tokens too.
+BODIES = {COUNT_TOKENS: CHAT_BODY, MESSAGES: CHAT_BODY[:-1] + b',"max_tokens":1}'}
 
 
 @pytest.fixture(scope="module")
@@ -91,6 +100,58 @@ def test_path_tricks_do_not_reach_a_route_without_a_key(server, target):
 def test_generation_is_refused_without_a_key_whatever_the_path(server, target):
     assert_refused(raw_exchange(server.base, request(target, method="POST",
                                                      body=CHAT_BODY)))  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("method", "target"),
+    [("POST", "/v1/responses"), ("POST", "//v1/responses"),
+     ("GET", "/v1/responses/resp-1"), ("DELETE", "/v1/responses/resp-1"),
+     ("GET", "/v1/responses/resp-1/input_items")],
+)  # fmt: skip
+def test_responses_are_refused_without_a_key(server, method, target):
+    body = b'{"model":"tiny","input":"Hi"}' if method == "POST" else b""
+    assert_refused(raw_exchange(server.base, request(target, method=method,
+                                                     body=body)))  # fmt: skip
+
+
+@pytest.mark.parametrize("target", [MESSAGES, COUNT_TOKENS])
+@pytest.mark.parametrize(
+    "headers",
+    [{}, {"x-api-key": KEY[:-1]}, {"Authorization": f"Bearer {KEY}x"},
+     {"x-api-key": ""}, {"anthropic-version": "2023-06-01"},
+     {"x-api-key": f"Bearer {KEY}"}, {"Authorization": KEY}],
+)  # fmt: skip
+def test_messages_refuse_missing_and_wrong_keys_in_anthropics_shape(
+    server, target, headers
+):
+    outcome = raw_exchange(
+        server.base, request(target, headers, method="POST", body=BODIES[target])
+    )
+    assert outcome.status == 401, outcome.describe()
+    assert is_anthropic_error(outcome.body), outcome.describe()
+    assert outcome.body["error"]["type"] == "authentication_error"
+
+
+@pytest.mark.parametrize("target", [MESSAGES, COUNT_TOKENS])
+def test_messages_take_the_key_from_either_header(server, target):
+    # The control of the test above.
+    for header in ({"x-api-key": KEY}, {"Authorization": f"Bearer {KEY}"}):
+        outcome = raw_exchange(
+            server.base, request(target, header, method="POST", body=BODIES[target])
+        )
+        assert outcome.status == 200, (header, outcome.describe())
+
+
+@pytest.mark.parametrize(
+    "target", ["//v1/messages", "/v1/%6Dessages", "/v1/messages/", "/V1/MESSAGES",
+               "/v1/messages/../messages", "/health/../v1/messages/count_tokens"],
+)  # fmt: skip
+def test_messages_path_tricks_are_refused_without_a_key(server, target):
+    outcome = raw_exchange(
+        server.base, request(target, method="POST", body=BODIES[MESSAGES])
+    )
+    assert outcome.status == 401, outcome.describe()
+    assert is_anthropic_error(outcome.body) or is_openai_error(outcome.body)
 
 
 @pytest.mark.parametrize(

@@ -13,6 +13,8 @@ from mlx_gen.server.faults import FAULT_USER_ENV, KILL_SUFFIX, marker_from_env
 
 from .clients import (
     CHAT,
+    MESSAGES,
+    RESPONSES,
     Outcome,
     async_client,
     chat_body,
@@ -23,6 +25,7 @@ from .clients import (
     stream_body,
 )
 from .conftest import Launch
+from .server_process import MODEL
 
 MARKER = "reliability-fault-marker-7f3a"
 LONG = 3000  # tokens: far longer than any bound below, if nothing stops it
@@ -70,6 +73,35 @@ def test_clients_that_leave_mid_stream_free_every_slot(server):
                 for i in range(6)
             ]  # fmt: skip
             return (await asyncio.gather(*streams, *waits))[:30]
+
+    read = asyncio.run(main())
+    assert max(read) > 10  # some left well into their stream
+    assert server.engine_idle(FREED_WITHIN), f"slots still held: {server.gauges()}"
+    assert server.alive()
+
+
+def test_messages_and_responses_clients_that_leave_free_every_slot(server):
+    rng = random.Random(11)
+
+    def body(path: str, i: int) -> dict:
+        if path == MESSAGES:
+            said = {"messages": [{"role": "user", "content": f"leave {i}"}],
+                    "max_tokens": LONG}  # fmt: skip
+        else:
+            said = {"input": f"leave {i}", "max_output_tokens": LONG}
+        return {"model": MODEL, "stream": True, **said}
+
+    async def main() -> list[int]:
+        async with async_client(40) as client:
+            # Streams only: these APIs take no logit_bias to keep a whole
+            # answer from ending before its client leaves (chat's test above
+            # covers that path, which every API shares).
+            streams = [
+                leave_mid_stream(client, server.url(path), body(path, i),
+                                 rng.randint(0, 60))
+                for i in range(15) for path in (MESSAGES, RESPONSES)
+            ]  # fmt: skip
+            return await asyncio.gather(*streams)
 
     read = asyncio.run(main())
     assert max(read) > 10  # some left well into their stream

@@ -1,4 +1,5 @@
-"""Hostile request bodies: never a 5xx, never a crash, always the OpenAI error shape."""
+"""Hostile request bodies: never a 5xx, never a crash, always the error shape
+of the route's API (OpenAI's; Anthropic's on /v1/messages...)."""
 
 from __future__ import annotations
 
@@ -11,12 +12,24 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from .clients import CHAT, RESPONSES, Outcome, chat_body, is_openai_error, read_frame
+from .clients import (
+    CHAT,
+    COUNT_TOKENS,
+    MESSAGES,
+    RESPONSES,
+    Outcome,
+    chat_body,
+    is_error_of,
+    read_frame,
+)
 from .conftest import Launch
 from .hostile import (
     SPECIAL,
+    STOP_FIELD,
     TEXT_FIELD,
     VALID,
+    anthropic_messages,
+    anthropic_tools,
     changes,
     edges,
     junk,
@@ -33,7 +46,8 @@ from .server_process import MODEL
 
 KEY = "hostile-input-key-0123456789"
 AUTH = {"authorization": f"Bearer {KEY}", "content-type": "application/json"}
-ENDPOINTS = [CHAT, "/v1/completions", "/tokenize", "/detokenize", RESPONSES]
+ENDPOINTS = [CHAT, "/v1/completions", "/tokenize", "/detokenize", RESPONSES,
+             MESSAGES, COUNT_TOKENS]  # fmt: skip
 # In CI the same examples every run; locally new ones each time.
 HOSTILE = settings(
     max_examples=150,
@@ -70,12 +84,12 @@ def send(client: httpx.Client, path: str, raw: bytes) -> Outcome:
     return outcome
 
 
-def check(server, outcome: Outcome) -> None:
+def check(server, outcome: Outcome, path: str = CHAT) -> None:
     assert outcome.status is not None and outcome.status < 500, outcome.describe()
     if outcome.status >= 400:
-        assert is_openai_error(outcome.body), outcome.describe()
+        assert is_error_of(path, outcome.body), outcome.describe()
     if outcome.stream_error is not None:
-        assert is_openai_error(outcome.stream_error), outcome.describe()
+        assert is_error_of(path, outcome.stream_error), outcome.describe()
     if outcome.chunks or outcome.stream_error:
         assert outcome.done, outcome.describe()
     assert server.alive(), server.log()[-3000:]
@@ -88,24 +102,24 @@ def encode(body: Any) -> bytes:
 
 @HOSTILE
 @given(path=st.sampled_from(ENDPOINTS), changed=changes, dropped=st.booleans())
-def test_hostile_fields_get_an_answer_or_an_openai_error(
+def test_hostile_fields_get_an_answer_or_the_apis_error(
     server, client, path, changed, dropped
 ):
     body = {**VALID[path], **dict(changed)}
     if dropped:  # a required field missing as well
         body.pop("model")
-    check(server, send(client, path, encode(body)))
+    check(server, send(client, path, encode(body)), path)
 
 
 @HOSTILE
 @given(path=st.sampled_from(sorted(TEXT_FIELD)), text=texts, stop=texts)
-def test_hostile_text_gets_an_answer_or_an_openai_error(
+def test_hostile_text_gets_an_answer_or_the_apis_error(
     server, client, path, text, stop
 ):
     body = with_text(path, text)
-    if path not in ("/tokenize", RESPONSES):  # neither takes stop strings
-        body["stop"] = stop
-    check(server, send(client, path, encode(body)))
+    if path in STOP_FIELD:
+        body[STOP_FIELD[path]] = stop
+    check(server, send(client, path, encode(body)), path)
 
 
 @HOSTILE
@@ -128,6 +142,27 @@ def test_hostile_conversations_get_an_answer_or_an_openai_error(
 
 
 @HOSTILE
+@given(conversation=anthropic_messages, path=st.sampled_from([MESSAGES, COUNT_TOKENS]),
+       stream=st.booleans())  # fmt: skip
+def test_hostile_messages_conversations_get_an_answer_or_an_anthropic_error(
+    server, client, conversation, path, stream
+):
+    body = {**VALID[path], "messages": conversation}
+    if path == MESSAGES:
+        body["stream"] = stream
+    check(server, send(client, path, encode(body)), path)
+
+
+@HOSTILE
+@given(tool_list=anthropic_tools, path=st.sampled_from([MESSAGES, COUNT_TOKENS]))
+def test_hostile_messages_tools_get_an_answer_or_an_anthropic_error(
+    server, client, tool_list, path
+):
+    body = {**VALID[path], "tools": tool_list}
+    check(server, send(client, path, encode(body)), path)
+
+
+@HOSTILE
 @given(tool_list=tools, path=st.sampled_from([CHAT, "/tokenize"]))
 def test_hostile_tools_get_an_answer_or_an_openai_error(
     server, client, tool_list, path
@@ -140,14 +175,14 @@ def test_hostile_tools_get_an_answer_or_an_openai_error(
 
 @HOSTILE
 @given(path=st.sampled_from(ENDPOINTS), body=junk)
-def test_any_json_gets_an_answer_or_an_openai_error(server, client, path, body):
-    check(server, send(client, path, encode(body)))
+def test_any_json_gets_an_answer_or_the_apis_error(server, client, path, body):
+    check(server, send(client, path, encode(body)), path)
 
 
 @HOSTILE
 @given(path=st.sampled_from(ENDPOINTS), raw=raw_bodies)
-def test_byte_garbage_gets_an_answer_or_an_openai_error(server, client, path, raw):
-    check(server, send(client, path, raw))
+def test_byte_garbage_gets_an_answer_or_the_apis_error(server, client, path, raw):
+    check(server, send(client, path, raw), path)
 
 
 @pytest.mark.parametrize(

@@ -10,7 +10,7 @@ import pytest
 
 from mlx_gen.server.served import ServedModel
 
-from .helpers import LiveServer, Script, live, settings_for
+from .helpers import LiveServer, Script, live, script_ids, settings_for
 
 MODEL = "tiny"
 
@@ -83,6 +83,17 @@ def client(server: LiveServer) -> Any:
 
 
 @pytest.fixture
+def claude(server: LiveServer) -> Iterator[Any]:
+    """Anthropic's official SDK, pointed at `server`."""
+    import anthropic
+
+    with anthropic.Anthropic(
+        base_url=server.url(""), api_key="none", max_retries=0
+    ) as client:
+        yield client
+
+
+@pytest.fixture
 def make_server(
     served: ServedModel, session_script: Script
 ) -> Iterator[Callable[..., LiveServer]]:
@@ -101,3 +112,26 @@ def make_server(
     yield make
     for running in started:
         running.stop()
+
+
+@pytest.fixture
+def one_slot_server(
+    tiny_model_path: Path,
+    served: ServedModel,
+    script: Script,
+    tiny_tokenizer: Any,
+    make_server: Callable[..., LiveServer],
+) -> Iterator[LiveServer]:
+    """A server whose engine runs one request and queues one: a third waits
+    in no queue. Its requests say "la" until their budget runs out."""
+    import dataclasses
+
+    from mlx_gen.engine.config import EngineConfig
+    from mlx_gen.engine.llm_engine import load_engine
+
+    engine = load_engine(tiny_model_path, EngineConfig(max_batch_size=1, max_queue=1))
+    try:
+        script.ids = script_ids(tiny_tokenizer, "<|channel|>final<|message|>la")
+        yield make_server(dataclasses.replace(served, engine=engine))
+    finally:
+        engine.shutdown()

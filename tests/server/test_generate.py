@@ -2,11 +2,7 @@
 
 from __future__ import annotations
 
-import dataclasses
-
 import httpx
-
-from .helpers import script_ids
 
 HI = [{"role": "user", "content": "Hi"}]
 CHAT = {"model": "tiny", "messages": HI, "max_tokens": 1}
@@ -26,24 +22,13 @@ def test_bounds_on_messages_context_and_vocabulary(make_server):
     assert bias.status_code == 400 and bias.json()["error"]["param"] == "logit_bias"
 
 
-def test_full_engine_queue_is_503_with_retry_after(
-    tiny_model_path, served, script, tiny_tokenizer, make_server
-):
-    from mlx_gen.engine.config import EngineConfig
-    from mlx_gen.engine.llm_engine import load_engine
-
-    engine = load_engine(tiny_model_path, EngineConfig(max_batch_size=1, max_queue=1))
-    try:
-        server = make_server(dataclasses.replace(served, engine=engine))
-        script.ids = script_ids(tiny_tokenizer, "<|channel|>final<|message|>la")
-        url = server.url("/v1/chat/completions")
-        long = {**CHAT, "max_tokens": 3000, "stream": True}
-        with httpx.stream("POST", url, json=long) as running, \
-                httpx.stream("POST", url, json=long) as waiting:  # fmt: skip
-            assert running.status_code == waiting.status_code == 200
-            full = httpx.post(url, json=CHAT)
-        assert full.status_code == 503
-        assert full.headers["retry-after"] == "1"
-        assert full.json()["error"]["code"] == "server_overloaded"
-    finally:
-        engine.shutdown()
+def test_full_engine_queue_is_503_with_retry_after(one_slot_server):
+    url = one_slot_server.url("/v1/chat/completions")
+    long = {**CHAT, "max_tokens": 3000, "stream": True}
+    with httpx.stream("POST", url, json=long) as running, \
+            httpx.stream("POST", url, json=long) as waiting:  # fmt: skip
+        assert running.status_code == waiting.status_code == 200
+        full = httpx.post(url, json=CHAT)
+    assert full.status_code == 503
+    assert full.headers["retry-after"] == "1"
+    assert full.json()["error"]["code"] == "server_overloaded"

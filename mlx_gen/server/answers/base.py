@@ -14,6 +14,7 @@ from typing import Any
 
 from mlx_gen.engine.types import GenerationEvent
 from mlx_gen.server.errors import APIError
+from mlx_gen.server.sse import Frame, encode
 
 
 def new_id(prefix: str) -> str:
@@ -57,23 +58,33 @@ def engine_failure(event: GenerationEvent) -> APIError | None:
 
 @dataclass
 class UsageTally:
-    """Usage summed over the choices of one request."""
+    """Usage summed over the choices of one request (of its prompts, if a batch)."""
 
-    prompt: int = 0
-    cached: int = 0
     completion: int = 0
     reasoning: int = 0
     finished: set[int] = field(default_factory=set)
+    # (prompt, cached) tokens by engine request: one per prompt, shared by
+    # its choices, so counted once.
+    prompts: dict[str, tuple[int, int]] = field(default_factory=dict)
 
     def add(self, event: GenerationEvent, reasoning: int = 0) -> None:
         """Count a finished choice (its last event)."""
         self.finished.add(event.index)
         self.reasoning += reasoning
         if event.usage is not None:
-            # Every choice shares the prompt; count it once.
-            self.prompt = max(self.prompt, event.usage.prompt_tokens)
-            self.cached = max(self.cached, event.usage.cached_tokens)
+            self.prompts[event.request_id] = max(
+                self.prompts.get(event.request_id, (0, 0)),
+                (event.usage.prompt_tokens, event.usage.cached_tokens),
+            )
             self.completion += event.usage.completion_tokens
+
+    @property
+    def prompt(self) -> int:
+        return sum(prompt for prompt, _ in self.prompts.values())
+
+    @property
+    def cached(self) -> int:
+        return sum(cached for _, cached in self.prompts.values())
 
     def as_dict(self) -> dict[str, Any]:
         return usage_dict(self.prompt, self.completion, self.reasoning, self.cached)
@@ -83,6 +94,8 @@ class AnswerBase:
     """State shared by chat and text answers: ids, usage, failure, chunks."""
 
     chunk_object = ""
+    # The frames after the last chunk: OpenAI's `data: [DONE]`.
+    stream_end: tuple[Frame, ...] = ("[DONE]",)
 
     def __init__(
         self, request_id: str, model: str, n: int, stream: bool, include_usage: bool
@@ -131,10 +144,18 @@ class AnswerBase:
     def usage_chunk(self) -> dict[str, Any]:
         return self.chunk([]) | {"usage": self.tally.as_dict()}
 
+    def frame(self, chunk: dict[str, Any]) -> Frame:
+        """One chunk as the frame that sends it."""
+        return encode(chunk)
+
+    def error_chunk(self, error: APIError) -> dict[str, Any]:
+        """An error inside a stream that already answered 200."""
+        return error.body()
+
     def failure_chunks(self) -> list[dict[str, Any]]:
         """What a stream sends when its generation failed after the 200."""
         assert self.failure is not None
-        return [self.failure.body()]
+        return [self.error_chunk(self.failure)]
 
     def finish(
         self, event: GenerationEvent, reasoning: int = 0, check: bool = True

@@ -8,7 +8,8 @@ both always agree on reasoning, content and tool calls.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from functools import partial
+from typing import Any, TypeVar
 
 from mlx_gen.chat.answer import collect
 from mlx_gen.chat.base import (
@@ -20,10 +21,11 @@ from mlx_gen.chat.base import (
     ToolCallArgumentsDelta,
     ToolCallStart,
 )
-from mlx_gen.engine.detokenizer import TokenDecoder
+from mlx_gen.engine.detokenizer import TokenDecoder, decoder_for
 from mlx_gen.engine.stop_strings import StopStrings
 from mlx_gen.engine.types import GenerationEvent, TokenLogprob
 from mlx_gen.server.answers.base import AnswerBase
+from mlx_gen.server.served import ServedModel
 
 
 def delta_of(event: ParsedEvent) -> dict[str, Any] | None:
@@ -173,6 +175,9 @@ class ChatChoice:
         return message
 
 
+Built = TypeVar("Built", bound="ChatAnswer")
+
+
 class ChatAnswer(AnswerBase):
     """A choice may end here before it ends in the engine (a stop string in
     the content; the first tool call with `one_call`): `end_choice(index)` then
@@ -200,6 +205,22 @@ class ChatAnswer(AnswerBase):
         self.end_choice = end_choice
         self.top_logprobs = top_logprobs
         self.logprobs: list[list[dict[str, Any]]] = [[] for _ in range(n)]
+
+    @classmethod
+    def of(
+        cls: type[Built], served: ServedModel, request_id: str, n: int, **options: Any
+    ) -> Built:
+        """The answer to `request_id` from `served`: parsed by its format,
+        decoded by its tokenizer, a choice ended early freed in its engine."""
+        return cls(
+            request_id,
+            served.name,
+            n,
+            served.chat_format.parser,
+            decoder_for(served.tokenizer),
+            partial(served.engine.abort, request_id),
+            **options,
+        )
 
     def _choice(
         self, index: int, delta: dict[str, Any], finish: str | None = None

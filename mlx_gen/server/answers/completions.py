@@ -1,13 +1,24 @@
 """A text completion answer: engine events to OpenAI chunks, or to the whole
-response (legacy logprobs: parallel lists with text offsets)."""
+response (legacy logprobs: parallel lists with text offsets).
+
+A request may carry a batch of prompts, each with n choices: prompt k's choice
+i is choice k*n + i (the engine's stream numbers them so). With echo and
+logprobs, a choice's logprobs start with its prompt's tokens, the first of
+them unscored (null); vLLM's `prompt_logprobs` are a list per choice, null
+first, then a dict per token: its id and its alternatives' ids, each to its
+logprob, rank and text.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from mlx_gen.engine.detokenizer import TokenDecoder
 from mlx_gen.engine.types import GenerationEvent, TokenLogprob
 from mlx_gen.server.answers.base import AnswerBase
+
+LEGACY_KEYS = ("tokens", "token_logprobs", "top_logprobs", "text_offset")
 
 
 def completion_logprobs(
@@ -23,9 +34,52 @@ def completion_logprobs(
     return {
         "tokens": tokens,
         "token_logprobs": [e.logprob for e in entries],
-        "top_logprobs": [{text(t): lp for t, lp in e.top[:top_n]} for e in entries],
+        "top_logprobs": [_by_text(e.top[:top_n], text) for e in entries],
         "text_offset": offsets,
     }
+
+
+def _by_text(
+    top: list[tuple[int, float]], text: Callable[[int], str]
+) -> dict[str, float]:
+    """Alternatives by their text; of tokens written alike, the most likely."""
+    out: dict[str, float] = {}
+    for token, logprob in top:
+        out.setdefault(text(token), logprob)
+    return out
+
+
+def echoed_logprobs(
+    prompt: list[int], scores: list[TokenLogprob], decoder: TokenDecoder, top_n: int
+) -> dict[str, Any]:
+    """A prompt's tokens in the legacy shape: the first unscored, from offset 0."""
+    first = decoder.token_text(prompt[0])
+    rest = completion_logprobs(scores, decoder, top_n, len(first))
+    return {
+        "tokens": [first, *rest["tokens"]],
+        "token_logprobs": [None, *rest["token_logprobs"]],
+        "top_logprobs": [None, *rest["top_logprobs"]],
+        "text_offset": [0, *rest["text_offset"]],
+    }
+
+
+def vllm_prompt_logprobs(
+    scores: list[TokenLogprob], decoder: TokenDecoder, top_n: int
+) -> list[dict[int, dict[str, Any]] | None]:
+    """vLLM's shape: null for the first token, then for each token a dict of
+    its own id and its `top_n` alternatives' ids."""
+
+    def entry(logprob: float, rank: int | None, token: int) -> dict[str, Any]:
+        return {"logprob": logprob, "rank": rank, "decoded_token": text(token)}
+
+    text = decoder.token_text
+    out: list[dict[int, dict[str, Any]] | None] = [None]
+    for s in scores:
+        position = {s.token_id: entry(s.logprob, s.rank, s.token_id)}
+        for rank, (token, logprob) in enumerate(s.top[:top_n], start=1):
+            position.setdefault(token, entry(logprob, rank, token))
+        out.append(position)
+    return out
 
 
 class CompletionAnswer(AnswerBase):
@@ -38,20 +92,25 @@ class CompletionAnswer(AnswerBase):
         n: int,
         decoder: TokenDecoder,
         top_logprobs: int | None,  # None: no logprobs asked
-        echo: str = "",
+        prompts: list[list[int]],
+        echoes: list[str] | None = None,  # each prompt's text, with echo
+        prompt_logprobs: int | None = None,  # vLLM's, asked
         stream: bool = False,
         include_usage: bool = False,
     ) -> None:
-        super().__init__(request_id, model, n, stream, include_usage)
+        super().__init__(request_id, model, n * len(prompts), stream, include_usage)
         self.decoder = decoder
         self.top_logprobs = top_logprobs
-        self.echo = echo
-        self.text = [echo] * n
+        self.choices_per_prompt = n
+        self.prompts = prompts
+        self.echoes = echoes
+        self.prompt_logprobs = prompt_logprobs
+        self.text = [echoes[c // n] if echoes else "" for c in range(self.n)]
         self.logprobs: list[dict[str, list[Any]]] = [
-            {"tokens": [], "token_logprobs": [], "top_logprobs": [], "text_offset": []}
-            for _ in range(n)
+            {key: [] for key in LEGACY_KEYS} for _ in range(self.n)
         ]
-        self.finish_reasons: list[str | None] = [None] * n
+        self.prompt_scores: list[list[Any] | None] = [None] * self.n
+        self.finish_reasons: list[str | None] = [None] * self.n
 
     @staticmethod
     def _choice(
@@ -65,9 +124,25 @@ class CompletionAnswer(AnswerBase):
         }
 
     def start_chunks(self) -> list[dict[str, Any]]:
-        if not self.echo:
+        if not self.echoes:
             return []
-        return self.chunks([self._choice(i, self.echo) for i in range(self.n)])
+        return self.chunks([self._choice(i, self.text[i]) for i in range(self.n)])
+
+    def _event_logprobs(self, event: GenerationEvent) -> dict[str, Any] | None:
+        """The legacy logprobs of an event: its prompt's first, with echo."""
+        i, top = event.index, self.top_logprobs
+        parts = []
+        if self.echoes and event.prompt_logprobs is not None:
+            prompt = self.prompts[i // self.choices_per_prompt]
+            parts.append(
+                echoed_logprobs(prompt, event.prompt_logprobs, self.decoder, top)
+            )
+        if event.logprobs:
+            offset = len(self.text[i])
+            parts.append(completion_logprobs(event.logprobs, self.decoder, top, offset))
+        if not parts:
+            return None
+        return {key: [v for part in parts for v in part[key]] for key in LEGACY_KEYS}
 
     def feed(self, event: GenerationEvent) -> list[dict[str, Any]]:
         """The chunks of one engine event when streamed (none once the answer
@@ -75,13 +150,14 @@ class CompletionAnswer(AnswerBase):
         i = event.index
         self.generated += len(event.token_ids)
         logprobs = None
-        if self.top_logprobs is not None and event.logprobs:
-            offset = len(self.text[i])
-            logprobs = completion_logprobs(
-                event.logprobs, self.decoder, self.top_logprobs, offset
-            )
-            for key, values in logprobs.items():
+        if self.top_logprobs is not None:
+            logprobs = self._event_logprobs(event)
+            for key, values in (logprobs or {}).items():
                 self.logprobs[i][key] += values
+        if self.prompt_logprobs is not None and event.prompt_logprobs is not None:
+            self.prompt_scores[i] = vllm_prompt_logprobs(
+                event.prompt_logprobs, self.decoder, self.prompt_logprobs
+            )
         self.text[i] += event.text
         if event.finish_reason is not None:
             if not self.finish(event):
@@ -97,14 +173,11 @@ class CompletionAnswer(AnswerBase):
         return self.chunks(pieces)
 
     def response(self) -> dict[str, Any]:
-        return self.envelope(
-            [
-                self._choice(
-                    i,
-                    self.text[i],
-                    self.logprobs[i] if self.top_logprobs is not None else None,
-                    self.finish_reasons[i],
-                )
-                for i in range(self.n)
-            ]
-        )
+        choices = []
+        for i in range(self.n):
+            logprobs = self.logprobs[i] if self.top_logprobs is not None else None
+            choice = self._choice(i, self.text[i], logprobs, self.finish_reasons[i])
+            if self.prompt_logprobs is not None:
+                choice["prompt_logprobs"] = self.prompt_scores[i]
+            choices.append(choice)
+        return self.envelope(choices)

@@ -1,10 +1,12 @@
-"""The one place engine events become the OpenAI response, streamed or whole.
+"""The one place engine events become the response, streamed or whole.
 
-A stream is the role chunk of each choice, the deltas, a chunk with each
+A chat stream is the role chunk of each choice, the deltas, a chunk with each
 choice's finish_reason, the usage chunk (`choices: []`) when asked, then
 `data: [DONE]`; an error after the 200 went out is a `data: {"error": ...}`
-frame (the SDKs raise it) followed by `[DONE]`. A whole answer is collected,
-then sent as one JSON object.
+frame (the SDKs raise it) followed by `[DONE]`. The other APIs' answers
+choose their own chunks, frames and end (answers/responses.py,
+answers/messages.py). A whole answer is collected, then sent as one JSON
+object.
 
 However a request ends (done, failed, client gone), it is aborted in the
 engine if still running, its unused rate-limit tokens are given back and its
@@ -28,7 +30,8 @@ from mlx_gen.server.context import info_of
 from mlx_gen.server.errors import APIError, internal_error
 from mlx_gen.server.metrics import TokenTimer
 from mlx_gen.server.rate_limits import Reservation
-from mlx_gen.server.sse import encode, sse_response
+from mlx_gen.server.served import EventStream
+from mlx_gen.server.sse import Frame, sse_response
 from mlx_gen.server.state import AppState
 
 logger = logging.getLogger("mlx_gen.server")
@@ -45,7 +48,13 @@ class Answer(Protocol):
     @property
     def done(self) -> bool: ...
 
+    stream_end: tuple[Frame, ...]
+
     def start_chunks(self) -> list[dict[str, Any]]: ...
+
+    def frame(self, chunk: dict[str, Any]) -> Frame: ...
+
+    def error_chunk(self, error: APIError) -> dict[str, Any]: ...
 
     def feed(self, event: GenerationEvent) -> list[dict[str, Any]]: ...
 
@@ -60,12 +69,12 @@ async def respond(
     request: Request,
     state: AppState,
     answer: Answer,
-    events: AsyncIterator[GenerationEvent],
+    events: EventStream,
     reservation: Reservation,
     prompt_tokens: int,
 ) -> Response:
     timed = _timed(events, TokenTimer(state.metrics, info_of(request.scope)))
-    close = _closer(request, state, answer, reservation, prompt_tokens)
+    close = _closer(request, events, answer, reservation, prompt_tokens)
     if answer.stream:
         frames = _frames(answer, timed, close)
         return sse_response(frames, state.settings, reservation.headers)
@@ -74,7 +83,7 @@ async def respond(
     finally:
         close()
     if not finished:
-        return _client_gone().response()
+        return _client_gone().response(request.scope["path"])
     if answer.failure is not None:
         raise answer.failure
     return JSONResponse(answer.response(), headers=reservation.headers)
@@ -90,14 +99,14 @@ async def _timed(
 
 def _closer(
     request: Request,
-    state: AppState,
+    events: EventStream,
     answer: Answer,
     reservation: Reservation,
     prompt_tokens: int,
 ) -> Callable[[], None]:
     def close() -> None:
         if not answer.done:
-            state.served.engine.abort(answer.request_id)
+            events.close()  # aborts the engine requests still running
         reservation.settle(prompt_tokens + answer.generated)
         usage = answer.tally.as_dict()
         usage["prompt_tokens"] = usage["prompt_tokens"] or prompt_tokens
@@ -111,27 +120,29 @@ async def _frames(
     answer: Answer,
     events: AsyncIterator[GenerationEvent],
     on_close: Callable[[], None],
-) -> AsyncIterator[str]:
-    """The data of each frame. `on_close` runs however the stream ends,
+) -> AsyncIterator[Frame]:
+    """The frames of a stream. `on_close` runs however the stream ends,
     including when the client disconnects (the generator is then closed)."""
     try:
         for chunk in answer.start_chunks():
-            yield encode(chunk)
+            yield answer.frame(chunk)
         async for event in events:
             for chunk in answer.feed(event):
-                yield encode(chunk)
+                yield answer.frame(chunk)
             if answer.failure is not None:
                 break
         if answer.failure is not None:
             for chunk in answer.failure_chunks():
-                yield encode(chunk)
+                yield answer.frame(chunk)
         elif answer.include_usage:
-            yield encode(answer.usage_chunk())
-        yield "[DONE]"
+            yield answer.frame(answer.usage_chunk())
+        for end in answer.stream_end:
+            yield end
     except Exception:
         logger.exception("stream %s failed", answer.request_id)
-        yield encode(internal_error().body())
-        yield "[DONE]"
+        yield answer.frame(answer.error_chunk(internal_error()))
+        for end in answer.stream_end:
+            yield end
     finally:
         on_close()
 

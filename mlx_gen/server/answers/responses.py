@@ -7,8 +7,8 @@ from collections.abc import Callable
 from typing import Any
 
 from mlx_gen.engine.types import GenerationEvent
-from mlx_gen.server.answers.chat import ChatAnswer
 from mlx_gen.server.answers.response_items import OutputItems
+from mlx_gen.server.answers.typed_events import TypedEventsAnswer
 from mlx_gen.server.schemas.responses import ResponsesRequest
 
 INCOMPLETE_REASONS = {"length": "max_output_tokens"}
@@ -18,9 +18,9 @@ INCOMPLETE_REASONS = {"length": "max_output_tokens"}
 Keeper = Callable[[dict[str, Any], dict[str, Any]], None]
 
 
-class ResponsesAnswer(ChatAnswer):
+class ResponsesAnswer(TypedEventsAnswer):
     def __init__(
-        self, body: ResponsesRequest, keep: Keeper | None, *args: Any, **kwargs: Any
+        self, *args: Any, body: ResponsesRequest, keep: Keeper | None, **kwargs: Any
     ) -> None:
         super().__init__(*args, **kwargs)
         self.body = body
@@ -49,22 +49,14 @@ class ResponsesAnswer(ChatAnswer):
         )
 
     def feed(self, event: GenerationEvent) -> list[dict[str, Any]]:
-        step = self.advance(event)
-        if step is None or not self.stream:
-            return []
-        parsed, ends_now = step
-        events = [e for p in parsed for e in self.streamed.feed(p)]
-        if ends_now:
-            events += self.streamed.close(self._item_status())
-        if self.done:
-            whole = self.response()
-            kind = (
-                "response.incomplete"
-                if self.incomplete_reason
-                else "response.completed"
-            )
-            events.append({"type": kind, "response": whole})
-        return self._numbered(events)
+        return self._numbered(super().feed(event))
+
+    def close_streamed(self) -> list[dict[str, Any]]:
+        return self.streamed.close(self._item_status())
+
+    def last_events(self, whole: dict[str, Any]) -> list[dict[str, Any]]:
+        kind = "response.incomplete" if self.incomplete_reason else "response.completed"
+        return [{"type": kind, "response": whole}]
 
     def failure_chunks(self) -> list[dict[str, Any]]:
         """`response.failed`, its error in the response (as OpenAI's stream)."""

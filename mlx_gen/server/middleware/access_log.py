@@ -61,7 +61,8 @@ class AccessLogMiddleware:
             if started:
                 info.status = 500
             else:
-                await internal_error().response()(scope, receive, send_with_id)
+                failed = internal_error().response(scope["path"])
+                await failed(scope, receive, send_with_id)
         finally:
             # The route template, not the path: a bounded set of metric labels.
             info.endpoint = getattr(scope.get("route"), "path", "unmatched")

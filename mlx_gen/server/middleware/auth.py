@@ -96,4 +96,4 @@ class AuthMiddleware:
             info_of(scope).key_id = key_id(key)
             await self.app(scope, receive, send)
             return
-        await error.response()(scope, receive, send)
+        await error.response(scope["path"])(scope, receive, send)

@@ -37,7 +37,8 @@ class BodyLimitMiddleware:
             return
         declared = Headers(scope=scope).get("content-length", "")
         if declared.isdigit() and int(declared) > self.max_bytes:
-            await body_too_large(self.max_bytes).response()(scope, receive, send)
+            too_large = body_too_large(self.max_bytes).response(scope["path"])
+            await too_large(scope, receive, send)
             return
         received = 0
 

@@ -23,6 +23,6 @@ class DrainGate:
             and self.state.draining
             and scope["path"] not in OPERATIONAL_PATHS
         ):
-            await draining_error().response()(scope, receive, send)
+            await draining_error().response(scope["path"])(scope, receive, send)
             return
         await self.app(scope, receive, send)

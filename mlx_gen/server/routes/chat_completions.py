@@ -3,14 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from functools import partial
 
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import Response
 
 from mlx_gen.chat.base import RenderedPrompt
-from mlx_gen.engine.detokenizer import decoder_for
 from mlx_gen.server.answers.base import new_id
 from mlx_gen.server.answers.chat import ChatAnswer
 from mlx_gen.server.answers.deliver import respond
@@ -48,10 +46,11 @@ async def answer_chat(
     state: AppState,
     body: ChatCompletionRequest,
     id_prefix: str,
-    make_answer: Callable[[str, int], ChatAnswer],
+    make_answer: Callable[[str, int, int], ChatAnswer],
 ) -> Response:
     """Render, constrain, admit and generate a chat request; `make_answer`
-    builds the answer from the request id and the number of choices."""
+    builds the answer from the request id, the number of choices and of
+    prompt tokens."""
     served = state.served
     # Rendering tokenizes the whole conversation: off the event loop.
     prompt = await run_in_threadpool(render_chat, state, body)
@@ -62,7 +61,7 @@ async def answer_chat(
     stop_ids = served.chat_format.stop_token_ids
     sampling, reservation = admit(request, body, n_prompt, stop_ids, engine_stops=[])
     request_id = new_id(id_prefix)
-    answer = make_answer(request_id, sampling.n)
+    answer = make_answer(request_id, sampling.n, n_prompt)
     events = submit(
         served,
         prompt.token_ids,
@@ -79,15 +78,12 @@ async def chat_completions(request: Request) -> Response:
     state, body = await read_generation(request, ChatCompletionRequest)
     served = state.served
 
-    def make_answer(request_id: str, n: int) -> ChatAnswer:
-        return ChatAnswer(
+    def make_answer(request_id: str, n: int, _prompt_tokens: int) -> ChatAnswer:
+        return ChatAnswer.of(
+            served,
             request_id,
-            served.name,
             n,
-            served.chat_format.parser,
-            decoder_for(served.tokenizer),
-            partial(served.engine.abort, request_id),
-            body.top_logprobs_asked,
+            top_logprobs=body.top_logprobs_asked,
             stream=bool(body.stream),
             include_usage=body.include_usage,
             stops=list(body.stop or []),

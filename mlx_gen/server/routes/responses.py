@@ -3,13 +3,11 @@ chat request, schemas/responses.py), kept in the app's response store."""
 
 from __future__ import annotations
 
-from functools import partial
 from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from mlx_gen.engine.detokenizer import decoder_for
 from mlx_gen.server.answers.chat import ChatAnswer
 from mlx_gen.server.answers.responses import ResponsesAnswer
 from mlx_gen.server.context import info_of
@@ -57,17 +55,14 @@ async def create_response(request: Request) -> Response:
         entry = StoredResponse(response, body.input_items(), turn)
         state.responses.put(key_id, entry)
 
-    def make_answer(request_id: str, n: int) -> ChatAnswer:
-        return ResponsesAnswer(
-            body,
-            keep if body.store is not False else None,
+    def make_answer(request_id: str, n: int, _prompt_tokens: int) -> ChatAnswer:
+        return ResponsesAnswer.of(
+            served,
             request_id,
-            served.name,
             n,
-            served.chat_format.parser,
-            decoder_for(served.tokenizer),
-            partial(served.engine.abort, request_id),
-            None,
+            body=body,
+            keep=keep if body.store is not False else None,
+            top_logprobs=None,
             stream=bool(body.stream),
             one_call=body.parallel_tool_calls is False,
         )

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import Field, ValidationError
+from pydantic import Field, ValidationError, field_validator
 
 from mlx_gen.server.errors import from_validation_error
 from mlx_gen.server.schemas.chat import ChatCompletionRequest, FunctionSpec
@@ -19,9 +19,24 @@ from mlx_gen.server.schemas.common import (
     Effort,
     Name,
     Strict,
+    refuse,
 )
 
 MAX_METADATA = 16
+# `include` values asking for what mlx-gen never makes (its tools' outputs,
+# images, encrypted reasoning: GPT-OSS's is plain text, in the item's
+# content): nothing to add, so they are taken. Logprobs would be missing
+# silently: refused.
+INCLUDABLE = Literal[
+    "file_search_call.results",
+    "web_search_call.results",
+    "web_search_call.action.sources",
+    "message.input_image.image_url",
+    "computer_call_output.output.image_url",
+    "code_interpreter_call.outputs",
+    "reasoning.encrypted_content",
+    "message.output_text.logprobs",
+]
 
 
 class InputText(Strict):
@@ -99,6 +114,13 @@ class TextFormat(Strict):
 
 class TextOptions(Strict):
     format: TextFormat | None = None
+    # A hint GPT-OSS has no setting for: taken, and left to the model.
+    verbosity: Literal["low", "medium", "high"] | None = None
+
+
+class StreamOptions(Strict):
+    # Obfuscation pads OpenAI's events; mlx-gen's are sent as they are.
+    include_obfuscation: bool | None = None
 
 
 class ReasoningRequest(Strict):
@@ -127,6 +149,41 @@ class ResponsesRequest(Strict):
     stream: bool | None = None
     store: bool | None = None
     previous_response_id: Name | None = None
+    # Taken and ignored: they change nothing an answer holds (README, "The
+    # Responses API").
+    include: list[INCLUDABLE] | None = Field(None, max_length=16)
+    prompt_cache_key: str | None = Field(None, max_length=1024)
+    prompt_cache_retention: Literal["in_memory", "24h"] | None = None
+    service_tier: Literal["auto", "default", "flex", "priority", "scale"] | None = None
+    safety_identifier: str | None = Field(None, max_length=256)
+    stream_options: StreamOptions | None = None
+    # Only their no-op values: the rest would be silently broken.
+    truncation: Literal["auto", "disabled"] | None = None
+    top_logprobs: int | None = Field(None, ge=0, le=20)
+
+    @field_validator("include")
+    @classmethod
+    def _no_logprobs(cls, v: list[str] | None) -> list[str] | None:
+        if v and "message.output_text.logprobs" in v:
+            raise refuse("logprobs are not implemented on /v1/responses")
+        return v
+
+    @field_validator("truncation")
+    @classmethod
+    def _no_truncation(cls, v: str | None) -> str | None:
+        if v == "auto":
+            raise refuse(
+                "'auto' (dropping the conversation's start to fit the context) "
+                "is not implemented; a prompt too long is refused"
+            )
+        return v
+
+    @field_validator("top_logprobs")
+    @classmethod
+    def _no_top_logprobs(cls, v: int | None) -> int | None:
+        if v:
+            raise refuse("logprobs are not implemented on /v1/responses")
+        return v
 
     def input_messages(self) -> list[dict[str, Any]]:
         """The input items as chat messages: a `reasoning` item goes with the

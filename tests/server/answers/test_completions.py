@@ -42,8 +42,11 @@ def test_a_whole_answer_builds_no_chunks_and_equals_the_streamed_one(tiny_tokeni
         for i, token in enumerate(ids)
     ]
     decoder = decoder_for(tiny_tokenizer)
-    streamed = CompletionAnswer("cmpl-1", MODEL, 1, decoder, 1, "Say", stream=True)
-    whole = CompletionAnswer("cmpl-1", MODEL, 1, decoder, 1, "Say")
+    say = [tiny_tokenizer.encode("Say")]
+    streamed = CompletionAnswer(
+        "cmpl-1", MODEL, 1, decoder, 1, say, ["Say"], stream=True
+    )
+    whole = CompletionAnswer("cmpl-1", MODEL, 1, decoder, 1, say, ["Say"])
     whole.created = streamed.created
     assert all(streamed.feed(e) for e in events)
     assert [whole.feed(e) for e in events] == [[]] * len(events)

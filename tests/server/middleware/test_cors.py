@@ -39,3 +39,16 @@ def test_configured_origins_pass_preflight_even_with_auth(make_server):
     )
     assert answer.headers["access-control-allow-origin"] == ORIGIN
     assert "x-request-id" in answer.headers["access-control-expose-headers"]
+
+
+def test_anthropics_headers_pass_preflight(make_server):
+    """A browser calling /v1/messages sends Anthropic's version and beta headers."""
+    server = make_server(cors_origins=[ORIGIN], api_keys=["sk-cors"])
+    asked = "x-api-key, anthropic-version, anthropic-beta, content-type"
+    headers = {**PREFLIGHT, "Access-Control-Request-Headers": asked}
+    preflight = httpx.options(server.url("/v1/messages"), headers=headers)
+    assert preflight.status_code == 200, preflight.text
+    allowed = preflight.headers["access-control-allow-headers"].lower()
+    assert {"anthropic-version", "anthropic-beta", "x-api-key"} <= set(
+        allowed.replace(" ", "").split(",")
+    )

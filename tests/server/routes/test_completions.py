@@ -48,11 +48,14 @@ def test_length_and_logprobs(client, script, tiny_tokenizer):
 
 
 def test_refusals(client):
-    with pytest.raises(openai.BadRequestError) as batch:
-        client.completions.create(model=MODEL, prompt=["a", "b"], max_tokens=1)
-    assert batch.value.param == "prompt"
     with pytest.raises(openai.BadRequestError) as vocab:
         client.completions.create(model=MODEL, prompt=[5, 100_000], max_tokens=1)
     assert vocab.value.param == "prompt"
+    with pytest.raises(openai.BadRequestError) as element:
+        client.completions.create(model=MODEL, prompt=[[5], [6, 100_000]], max_tokens=1)
+    assert element.value.param == "prompt[1]"
+    with pytest.raises(openai.BadRequestError) as empty:
+        client.completions.create(model=MODEL, prompt=["a", ""], max_tokens=1)
+    assert "prompt[1] is empty" in empty.value.message
     with pytest.raises(openai.NotFoundError):
         client.completions.create(model="other", prompt="x")
