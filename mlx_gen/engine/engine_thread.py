@@ -186,14 +186,7 @@ class EngineThread:
         admitted = self._scheduler.admit()
         with self.lock:
             self.unadmitted -= len(admitted)
-        for state in self._scheduler.unbegun():
-            try:
-                self._begin(state)
-            except Exception as exc:
-                self._fail(state, exc)
-        for state, start, end in self._scheduler.prefill_chunks():
-            if state.slot is None:  # failed earlier in this iteration
-                continue
+        for state, start, end in self._scheduler.prefill_chunks(self._begin):
             try:
                 if self._prefill(state, start, end):  # others wait for it
                     self._prefix.insert(state.prompt[:end], state.slot)
@@ -231,6 +224,12 @@ class EngineThread:
 
     def _begin(self, state: RequestState) -> None:
         """Start `state`'s prompt cache, unless it waits for a shared prefix."""
+        try:
+            self._start(state)
+        except Exception as exc:
+            self._fail(state, exc)
+
+    def _start(self, state: RequestState) -> None:
         params, prompt = state.request.sampling, state.prompt
         # A scoring request computes its whole prompt (below): it never waits.
         shares = not state.scoring and self._prefix.max_bytes > 0

@@ -21,6 +21,7 @@ changes state here only, never MLX's.
 from __future__ import annotations
 
 from collections import deque
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -139,10 +140,6 @@ class Scheduler:
             admitted.append(state)
         return admitted
 
-    def unbegun(self) -> list[RequestState]:
-        """Admitted requests whose prompt cache has not started yet."""
-        return [s for s in self.prefilling if not s.begun]
-
     def begin(
         self,
         state: RequestState,
@@ -159,24 +156,32 @@ class Scheduler:
             seq.admit_time, seq.cached_tokens = now, cached
             seq.processors = processors
 
-    def prefill_chunks(self) -> list[tuple[RequestState, int, int]]:
-        """(request, start, end) prompt slices to prefill in this iteration."""
-        chunks = []
+    def prefill_chunks(
+        self, start: Callable[[RequestState], None]
+    ) -> Iterator[tuple[RequestState, int, int]]:
+        """(request, start, end) prompt slices to prefill in this iteration,
+        each made once the one before has run. Unbegun requests are started
+        (`start`) first, and again when their turn comes: one that waits for
+        a prefix computed earlier in this iteration starts in it too."""
+        for state in list(self.prefilling):  # who leads, who waits
+            if not state.begun and state in self.prefilling:
+                start(state)
         budget = self.memory.prefill_step_size
-        for state in self.prefilling:
-            if not state.begun:
-                continue
-            start, target = state.position, len(state.prompt) - 1
-            while start < target and budget > 0:
-                stops = [p for p in state.share_points if p > start]
-                size = self.memory.chunk_size(start, state.scoring)
-                end = min(target, start + size, *stops)
-                chunks.append((state, start, end))
-                budget -= end - start
-                start = end
+        for state in list(self.prefilling):
             if budget <= 0:
                 break
-        return chunks
+            if not state.begun and state in self.prefilling:  # its leader moved
+                start(state)
+            target = len(state.prompt) - 1
+            while state.begun and state.slot is not None and budget > 0:
+                begin = state.position
+                if begin >= target:
+                    break
+                stops = [p for p in state.share_points if p > begin]
+                size = self.memory.chunk_size(begin, state.scoring)
+                end = min(target, begin + size, *stops)
+                yield state, begin, end
+                budget -= end - begin
 
     def prefilled_to(
         self, state: RequestState, end: int, scores: list[TokenLogprob] | None = None
