@@ -7,9 +7,9 @@ the queue is never overtaken, so a long request cannot starve.
 
 Admitted requests are prefilled in chunks, first come first served, at most
 about one chunk of tokens per engine iteration so that running streams wait
-for no more than one chunk between two decode steps.
-An admitted request may wait for another's prefix before it starts
-(prefix_sharing.py): a burst computes its common prefix once.
+for no more than one chunk between two decode steps. An admitted request
+may wait for another's prefix before it starts (prefix_sharing.py): a burst
+computes its common prefix once.
 
 `running` is the one list of who runs: the batch's sequences in the runner's
 row order. A sequence that ends stays in it until `compact`, which says which
