@@ -242,6 +242,8 @@ class EngineThread:
         # prefill: a scoring request is prefilled from its first token (and
         # still leaves its prompt in the prefix cache for the next ones).
         cached = 0 if state.scoring else self._prefix.lookup(prompt, state.slot)
+        if point := self._prefix.common_point(prompt, cached):
+            state.share_points.add(point)
         processors = [
             *make_processors(params, len(prompt)),
             *state.request.logits_processors,

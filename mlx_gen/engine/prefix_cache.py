@@ -81,6 +81,24 @@ class PrefixCache:
         """How many tokens of `prompt` a lookup would reuse now."""
         return self._best(prompt)[1] if self.max_bytes > 0 else 0
 
+    def common_point(self, prompt: list[int], cached: int) -> int:
+        """The longest prefix `prompt` shares with a cached prompt beyond the
+        `cached` tokens it reuses (0: none worth it): a snapshot there would
+        serve the next prompts that share it too (a system prompt, once the
+        sliding windows of whole prompts have wrapped)."""
+        if self.max_bytes <= 0:
+            return 0
+        least = cached + MIN_REUSE  # the shortest point worth a snapshot
+        limit, best = len(prompt) - 1, 0
+        if least > limit:
+            return 0
+        for entry in self._entries.values():
+            tokens = entry.tokens
+            # One comparison rules out most entries before a scan does.
+            if len(tokens) >= least and tokens[least - 1] == prompt[least - 1]:
+                best = max(best, min(common_prefix(tokens, prompt), limit))
+        return best if best >= least else 0
+
     def lookup(self, prompt: list[int], slot: int) -> int:
         """Start the prompt cache of `slot` as the longest usable prefix of
         `prompt`, and return its length (0: none, the slot is untouched)."""

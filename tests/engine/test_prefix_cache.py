@@ -124,3 +124,18 @@ def test_a_burst_computes_its_common_prefix_once(make_engine):
     assert warm.stats().cached_tokens_total == len(system) * (len(requests) - 1)
     for request, result in zip(requests, results, strict=True):
         assert result.tokens == run(collect(cold, request)).tokens
+
+
+def test_prompts_sent_one_after_another_keep_their_common_prefix(make_engine):
+    """Whole prompts past the sliding window serve only themselves; the
+    second prompt sharing a prefix with a cached one keeps a snapshot of that
+    prefix, which the third reuses."""
+    warm = make_engine(prefix_cache_bytes=1 << 20)
+    cold = make_engine()
+    rng = random.Random(8)
+    system = [rng.randrange(1, 1000) for _ in range(3 * WINDOW)]
+    prompts = [system + [rng.randrange(1, 1000) for _ in range(5)] for _ in range(3)]
+    results = [run(collect(warm, greedy(p, 6))) for p in prompts]
+    cached = [r.final[0].usage.cached_tokens for r in results]
+    assert cached == [0, 0, len(system)]
+    assert results[2].tokens == run(collect(cold, greedy(prompts[2], 6))).tokens
