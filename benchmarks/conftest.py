@@ -40,6 +40,13 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         help="interleaved rounds of each comparison (default 4)",
     )
     group.addoption(
+        "--baseline-mlx-gen",
+        type=Path,
+        default=None,
+        help="the mlx-gen executable of another checkout (e.g. main's) that"
+        " test_bursts.py measures side by side with this one",
+    )
+    group.addoption(
         "--bench-out",
         type=Path,
         default=HERE / "out",

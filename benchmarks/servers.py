@@ -64,9 +64,11 @@ def running(
         yield Server(name, child.base, model, child.pid, process_memory(child.pid))
 
 
-def mlx_gen_serve(workdir: Path, env: dict) -> Iterator[Server]:
-    command = [str(MLX_GEN), "serve", "--model", "bench"]
-    return running("mlx-gen", command, "/ready", "bench", workdir, env)
+def mlx_gen_serve(
+    workdir: Path, env: dict, executable: Path = MLX_GEN, name: str = "mlx-gen"
+) -> Iterator[Server]:
+    command = [str(executable), "serve", "--model", "bench"]
+    return running(name, command, "/ready", "bench", workdir, env)
 
 
 def mlx_lm_server(model_path: Path, workdir: Path, env: dict) -> Iterator[Server]:

@@ -34,7 +34,7 @@ HELP = {
     " device's working set, whichever is smaller)",
     "memory_headroom_gb": "memory left out of the plan for everything else",
     "prefix_cache_gb": "memory for reusable prompt prefixes (0: off)",
-    "prefill_step_size": "longest prompt chunk prefilled in one step",
+    "prefill_step_size": "prompt tokens prefilled per engine step (the longest chunk)",
     "cors_origins": "a browser origin allowed to call the API (repeatable)",
     "auth_exempt_paths": "a path served without an API key (repeatable)",
     "max_body_bytes": "largest request body accepted (413 beyond)",

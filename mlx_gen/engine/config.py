@@ -15,8 +15,8 @@ if TYPE_CHECKING:
 class EngineConfig:
     max_batch_size: int = 32
     max_queue: int = 512
-    # Tokens of prompt per prefill chunk at short context; the chunk shrinks
-    # as the context grows (see memory.py).
+    # Prompt tokens prefilled per engine iteration, and per chunk at short
+    # context; the chunk shrinks as the context grows (see memory.py).
     prefill_step_size: int = 512
     # None: 16 GB or the device's recommended working set, whichever is smaller.
     memory_budget_bytes: int | None = None

@@ -16,6 +16,7 @@ with an error event.
 
 from __future__ import annotations
 
+import functools
 import queue
 import random
 import threading
@@ -32,6 +33,7 @@ from mlx_gen.engine.detokenizer import decoder_for
 from mlx_gen.engine.inbox import Abort, Command, Stop, Submit
 from mlx_gen.engine.model_runner import ModelRunner
 from mlx_gen.engine.prefix_cache import PrefixCache
+from mlx_gen.engine.prefix_sharing import waits
 from mlx_gen.engine.sampling import make_processors
 from mlx_gen.engine.scheduler import RequestState, Scheduler
 from mlx_gen.engine.sequence import Sequence
@@ -123,6 +125,8 @@ class EngineThread:
             return False
         if self._scheduler.running:
             self._decode()
+            if self._scheduler.prefill_pending():  # its tokens before the prefill
+                self._decode(read_only=True)
             self._flush()
         self._drop_ended()
         self._admit_and_prefill()
@@ -158,9 +162,11 @@ class EngineThread:
         state = RequestState(request, seqs, command.sink, command.submitted)
         self._scheduler.add(state)
 
-    def _decode(self) -> None:
+    def _decode(self, read_only: bool = False) -> None:
+        """A decode step; or, `read_only`, the tokens of the one in flight."""
+        runner, rows = self._runner, self._scheduler.running
         try:
-            out = self._runner.step(self._scheduler.running)
+            out = runner.collect() if read_only else runner.step(rows)
         except Exception as exc:  # the culprit is unknown: fail the batch only
             self._fail_batch(exc)
             return
@@ -188,20 +194,10 @@ class EngineThread:
         admitted = self._scheduler.admit()
         with self.lock:
             self.unadmitted -= len(admitted)
-        for state in admitted:
+        for state, start, end in self._scheduler.prefill_chunks(self._begin):
             try:
-                self._begin(state)
-            except Exception as exc:
-                self._fail(state, exc)
-        for state, start, end in self._scheduler.prefill_chunks():
-            if state.slot is None:  # failed earlier in this iteration
-                continue
-            try:
-                if state.scoring:
-                    self._prefill_scored(state, start, end)
-                else:
-                    self._runner.prefill(state.slot, state.prompt[start:end])
-                    self._scheduler.prefilled_to(state, end)
+                if self._prefill(state, start, end):  # others wait for it
+                    self._prefix.insert(state.prompt[:end], state.slot)
             except Exception as exc:
                 self._fail(state, exc)
         for state in self._scheduler.ready():
@@ -223,21 +219,39 @@ class EngineThread:
                 continue
             self._scheduler.join(state)
 
-    def _prefill_scored(self, state: RequestState, start: int, end: int) -> None:
+    def _prefill(self, state: RequestState, start: int, end: int) -> bool:
+        """Prefill prompt tokens `start:end`; whether to snapshot them."""
         prompt, top = state.prompt, state.request.sampling.prompt_logprobs
+        if not state.scoring:
+            self._runner.prefill(state.slot, prompt[start:end])
+            return self._scheduler.prefilled_to(state, end)
         scores = self._runner.prefill_scored(
             state.slot, prompt[start:end], prompt[start + 1 : end + 1], top
         )
-        self._scheduler.prefilled_to(state, end, scores)
+        return self._scheduler.prefilled_to(state, end, scores)
 
     def _begin(self, state: RequestState) -> None:
-        now = time.perf_counter()
+        """Start `state`'s prompt cache, unless it waits for a shared prefix."""
+        try:
+            self._start(state)
+        except Exception as exc:
+            self._fail(state, exc)
+
+    def _start(self, state: RequestState) -> None:
         params, prompt = state.request.sampling, state.prompt
+        # A scoring request computes its whole prompt (below): it never waits.
+        shares = not state.scoring and self._prefix.max_bytes > 0
+        reusable = functools.partial(self._prefix.reusable, prompt)
+        if shares and waits(state, self._scheduler.prefilling, reusable):
+            return
+        now = time.perf_counter()
         seed = params.seed if params.seed is not None else self._seeds.getrandbits(63)
         # A cached prefix has no logits, and making them again costs its whole
         # prefill: a scoring request is prefilled from its first token (and
         # still leaves its prompt in the prefix cache for the next ones).
         cached = 0 if state.scoring else self._prefix.lookup(prompt, state.slot)
+        if point := self._prefix.common_point(prompt, cached):
+            state.share_points.add(point)
         processors = [
             *make_processors(params, len(prompt)),
             *state.request.logits_processors,

@@ -281,6 +281,17 @@ class ModelRunner:
         output.tokens = verified.emitted(rows)
         return output
 
+    def collect(self) -> StepOutput:
+        """The tokens of the step in flight, read now instead of at the next
+        step: when work ran after it (a prefill), it is done, and its tokens
+        reach their streams an iteration sooner."""
+        output = StepOutput()
+        if self._launched is not None:
+            output.tokens = self._read(self._launched)
+            output.failed = self._masks.advance(output.tokens)
+            self._launched = None
+        return output
+
     @staticmethod
     def _read(launch: _Launch) -> list[tuple[Sequence, int, TokenLogprob | None]]:
         read = launch.out.read([s.params for s in launch.rows])

@@ -38,7 +38,7 @@ class _Entry:
     trimmable: bool
 
 
-def _common_prefix(a: list[int], b: list[int]) -> int:
+def common_prefix(a: list[int], b: list[int]) -> int:
     n = min(len(a), len(b))
     lo = 0
     block = 256
@@ -62,13 +62,9 @@ class PrefixCache:
     def __len__(self) -> int:
         return len(self._entries)
 
-    def lookup(self, prompt: list[int], slot: int) -> int:
-        """Start the prompt cache of `slot` as the longest usable prefix of
-        `prompt`, and return its length (0: none, the slot is untouched). At
-        least the last prompt token is always left to compute."""
-        if self.max_bytes <= 0:
-            return 0
-        self.queries += 1
+    def _best(self, prompt: list[int]) -> tuple[tuple[int, ...] | None, int]:
+        """The entry serving the longest usable prefix of `prompt`, and its
+        length; at least the last prompt token is always left to compute."""
         limit = len(prompt) - 1
         best_key, best_len = None, MIN_REUSE - 1
         for key, entry in self._entries.items():
@@ -76,9 +72,40 @@ class PrefixCache:
             if best_len < n <= limit and prompt[:n] == entry.tokens:
                 best_key, best_len = key, n
             elif entry.trimmable:
-                common = min(_common_prefix(entry.tokens, prompt), limit)
+                common = min(common_prefix(entry.tokens, prompt), limit)
                 if common > best_len:
                     best_key, best_len = key, common
+        return best_key, best_len if best_key is not None else 0
+
+    def reusable(self, prompt: list[int]) -> int:
+        """How many tokens of `prompt` a lookup would reuse now."""
+        return self._best(prompt)[1] if self.max_bytes > 0 else 0
+
+    def common_point(self, prompt: list[int], cached: int) -> int:
+        """The longest prefix `prompt` shares with a cached prompt beyond the
+        `cached` tokens it reuses (0: none worth it): a snapshot there would
+        serve the next prompts that share it too (a system prompt, once the
+        sliding windows of whole prompts have wrapped)."""
+        if self.max_bytes <= 0:
+            return 0
+        least = cached + MIN_REUSE  # the shortest point worth a snapshot
+        limit, best = len(prompt) - 1, 0
+        if least > limit:
+            return 0
+        for entry in self._entries.values():
+            tokens = entry.tokens
+            # One comparison rules out most entries before a scan does.
+            if len(tokens) >= least and tokens[least - 1] == prompt[least - 1]:
+                best = max(best, min(common_prefix(tokens, prompt), limit))
+        return best if best >= least else 0
+
+    def lookup(self, prompt: list[int], slot: int) -> int:
+        """Start the prompt cache of `slot` as the longest usable prefix of
+        `prompt`, and return its length (0: none, the slot is untouched)."""
+        if self.max_bytes <= 0:
+            return 0
+        self.queries += 1
+        best_key, best_len = self._best(prompt)
         if best_key is None:
             return 0
         self.hits += 1

@@ -7,7 +7,9 @@ the queue is never overtaken, so a long request cannot starve.
 
 Admitted requests are prefilled in chunks, first come first served, at most
 about one chunk of tokens per engine iteration so that running streams wait
-for no more than one chunk between two decode steps.
+for no more than one chunk between two decode steps. An admitted request
+may wait for another's prefix before it starts (prefix_sharing.py): a burst
+computes its common prefix once.
 
 `running` is the one list of who runs: the batch's sequences in the runner's
 row order. A sequence that ends stays in it until `compact`, which says which
@@ -19,6 +21,7 @@ changes state here only, never MLX's.
 from __future__ import annotations
 
 from collections import deque
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -44,6 +47,12 @@ class RequestState:
     seed: int = 0  # of its choices' PRNG keys
     # The prompt's scores so far, if asked: of its tokens 1 to `position`.
     scores: list[TokenLogprob] = field(default_factory=list)
+    begun: bool = False  # its prompt cache started (prefix reused or not)
+    # The request prefilling a prefix this one waits for, and its length.
+    leader: RequestState | None = None
+    shared_at: int = 0
+    # Prompt lengths at which others wait for a snapshot of this prompt.
+    share_points: set[int] = field(default_factory=set)
 
     @property
     def prompt(self) -> list[int]:
@@ -107,14 +116,23 @@ class Scheduler:
 
     # Admission and prefill.
 
+    def prefill_pending(self) -> bool:
+        """Whether this iteration will prefill."""
+        if self.prefilling or not self.waiting:
+            return bool(self.prefilling)
+        return self._fits(self.waiting[0])
+
+    def _fits(self, state: RequestState) -> bool:
+        rows, tokens = self._usage(state)
+        return (
+            rows <= self.max_batch_size and tokens <= self.memory.plan.kv_token_budget
+        )
+
     def admit(self) -> list[RequestState]:
         """Move waiting requests that fit, in order, to prefilling, each with
         a new prompt cache slot."""
         admitted = []
-        while self.waiting:
-            rows, tokens = self._usage(self.waiting[0])
-            if rows > self.max_batch_size or tokens > self.memory.plan.kv_token_budget:
-                break
+        while self.waiting and self._fits(self.waiting[0]):
             state = self.waiting.popleft()
             self._slots += 1
             state.slot = self._slots
@@ -131,33 +149,48 @@ class Scheduler:
         now: float,
     ) -> None:
         """An admitted request starts with `cached` prompt tokens reused."""
-        state.position, state.seed = cached, seed
+        state.position, state.seed, state.begun = cached, seed, True
         self.prompt_tokens += len(state.prompt)
         self.cached_tokens += cached
         for seq in state.seqs:
             seq.admit_time, seq.cached_tokens = now, cached
             seq.processors = processors
 
-    def prefill_chunks(self) -> list[tuple[RequestState, int, int]]:
-        """(request, start, end) prompt slices to prefill in this iteration."""
-        chunks = []
+    def prefill_chunks(
+        self, start: Callable[[RequestState], None]
+    ) -> Iterator[tuple[RequestState, int, int]]:
+        """(request, start, end) prompt slices to prefill in this iteration,
+        each made once the one before has run. Unbegun requests are started
+        (`start`) first, and again when their turn comes: one that waits for
+        a prefix computed earlier in this iteration starts in it too."""
+        for state in list(self.prefilling):  # who leads, who waits
+            if not state.begun and state in self.prefilling:
+                start(state)
         budget = self.memory.prefill_step_size
-        for state in self.prefilling:
-            start, target = state.position, len(state.prompt) - 1
-            while start < target and budget > 0:
-                end = min(target, start + self.memory.chunk_size(start, state.scoring))
-                chunks.append((state, start, end))
-                budget -= end - start
-                start = end
+        for state in list(self.prefilling):
             if budget <= 0:
                 break
-        return chunks
+            if not state.begun and state in self.prefilling:  # its leader moved
+                start(state)
+            target = len(state.prompt) - 1
+            while state.begun and state.slot is not None and budget > 0:
+                begin = state.position
+                if begin >= target:
+                    break
+                stops = [p for p in state.share_points if p > begin]
+                size = self.memory.chunk_size(begin, state.scoring)
+                end = min(target, begin + size, *stops)
+                yield state, begin, end
+                budget -= end - begin
 
     def prefilled_to(
         self, state: RequestState, end: int, scores: list[TokenLogprob] | None = None
-    ) -> None:
+    ) -> bool:
+        """`state`'s cache holds `end` prompt tokens: whether others wait
+        for a snapshot of it."""
         state.position = end
         state.scores += scores or []
+        return end in state.share_points
 
     def ready(self) -> list[RequestState]:
         """Prefilled requests, out of prefilling, their choices given the

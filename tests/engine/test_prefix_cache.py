@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
+import random
+
 from mlx_gen.engine.model_runner import ModelRunner
 from mlx_gen.engine.prefix_cache import MIN_REUSE, PrefixCache
+from mlx_gen.engine.types import GenerationRequest, SamplingParams
 
 from .helpers import collect, greedy, run
 
@@ -93,3 +97,45 @@ def test_least_recently_used_entries_go_first(tiny_model):
     assert cache.lookup([*a, 9], next(slots)) == 40
     assert cache.lookup([*c, 9], next(slots)) == 40
     assert (cache.hits, cache.queries) == (3, 4)
+
+
+def test_a_burst_computes_its_common_prefix_once(make_engine):
+    """Requests submitted together that share a prefix longer than any
+    cached one wait for the first of them to compute it, then reuse it; each
+    answers as it would alone, greedy and seeded."""
+    warm = make_engine(prefix_cache_bytes=1 << 20)
+    cold = make_engine()
+    rng = random.Random(7)
+    system = [rng.randrange(1, 1000) for _ in range(3 * WINDOW)]
+    prompts = [system + [rng.randrange(1, 1000) for _ in range(5)] for _ in range(6)]
+    requests = [greedy(p, 8) for p in prompts[:3]]
+    requests += [
+        GenerationRequest(p, SamplingParams(max_tokens=8, temperature=1.0, seed=i))
+        for i, p in enumerate(prompts[3:])
+    ]
+
+    async def burst():
+        return await asyncio.gather(*(collect(warm, r) for r in requests))
+
+    results = run(burst())
+    cached = sorted(r.final[0].usage.cached_tokens for r in results)
+    # The first computes the system prompt; all the others reuse it whole.
+    assert cached == [0] + [len(system)] * (len(requests) - 1)
+    assert warm.stats().cached_tokens_total == len(system) * (len(requests) - 1)
+    for request, result in zip(requests, results, strict=True):
+        assert result.tokens == run(collect(cold, request)).tokens
+
+
+def test_prompts_sent_one_after_another_keep_their_common_prefix(make_engine):
+    """Whole prompts past the sliding window serve only themselves; the
+    second prompt sharing a prefix with a cached one keeps a snapshot of that
+    prefix, which the third reuses."""
+    warm = make_engine(prefix_cache_bytes=1 << 20)
+    cold = make_engine()
+    rng = random.Random(8)
+    system = [rng.randrange(1, 1000) for _ in range(3 * WINDOW)]
+    prompts = [system + [rng.randrange(1, 1000) for _ in range(5)] for _ in range(3)]
+    results = [run(collect(warm, greedy(p, 6))) for p in prompts]
+    cached = [r.final[0].usage.cached_tokens for r in results]
+    assert cached == [0, 0, len(system)]
+    assert results[2].tokens == run(collect(cold, greedy(prompts[2], 6))).tokens
