@@ -1,9 +1,9 @@
 """What runs on the engine thread: the one place MLX is called from.
 
 One iteration: commands from the inbox (inbox.py), a decode step, what ended
-leaving the runner, admission and about one chunk of prefill, a stats
-snapshot, and the events of the iteration handed to each request's event loop
-in one call. The scheduler owns the requests' state (scheduler.py), the runner
+leaving the runner, admission and about one budget of prefill
+(prompt_start.py), a stats snapshot (stats.py), and the events of the
+iteration handed to each request's event loop in one call. The scheduler owns the requests' state (scheduler.py), the runner
 their MLX state (model_runner.py); on rank 0 of a tensor-parallel group the
 leader runs the iterations and keeps the other ranks in step (distributed/).
 
@@ -16,9 +16,7 @@ with an error event.
 
 from __future__ import annotations
 
-import functools
 import queue
-import random
 import threading
 import time
 from dataclasses import replace
@@ -33,11 +31,11 @@ from mlx_gen.engine.detokenizer import decoder_for
 from mlx_gen.engine.inbox import Abort, Command, Stop, Submit
 from mlx_gen.engine.model_runner import ModelRunner
 from mlx_gen.engine.prefix_cache import PrefixCache
-from mlx_gen.engine.prefix_sharing import waits
-from mlx_gen.engine.sampling import make_processors
+from mlx_gen.engine.prompt_start import PromptStart
 from mlx_gen.engine.scheduler import RequestState, Scheduler
 from mlx_gen.engine.sequence import Sequence
 from mlx_gen.engine.speculation.configure import make_speculator
+from mlx_gen.engine.stats import engine_stats
 from mlx_gen.engine.stream import hand_over
 from mlx_gen.engine.types import EngineStats, FinishReason, GenerationEvent
 
@@ -94,7 +92,7 @@ class EngineThread:
                 )
                 self._scheduler = Scheduler(self.memory, self.config.max_batch_size)
                 self._prefix = PrefixCache(self.config.prefix_cache_bytes, self._runner)
-                self._seeds = random.Random()
+                self._prompts = PromptStart(self._runner, self._scheduler, self._prefix)
                 self.alive = self.accepting = True
                 self._publish()
                 self.ready.set()
@@ -194,16 +192,15 @@ class EngineThread:
         admitted = self._scheduler.admit()
         with self.lock:
             self.unadmitted -= len(admitted)
+        prompts = self._prompts
         for state, start, end in self._scheduler.prefill_chunks(self._begin):
             try:
-                if self._prefill(state, start, end):  # others wait for it
-                    self._prefix.insert(state.prompt[:end], state.slot)
+                prompts.prefill(state, start, end)
             except Exception as exc:
                 self._fail(state, exc)
         for state in self._scheduler.ready():
             try:
-                if len(state.prompt) > 1:
-                    self._prefix.insert(state.prompt[:-1], state.slot)
+                prompts.finish(state)
             except Exception as exc:
                 self._fail(state, exc)
                 continue
@@ -219,44 +216,11 @@ class EngineThread:
                 continue
             self._scheduler.join(state)
 
-    def _prefill(self, state: RequestState, start: int, end: int) -> bool:
-        """Prefill prompt tokens `start:end`; whether to snapshot them."""
-        prompt, top = state.prompt, state.request.sampling.prompt_logprobs
-        if not state.scoring:
-            self._runner.prefill(state.slot, prompt[start:end])
-            return self._scheduler.prefilled_to(state, end)
-        scores = self._runner.prefill_scored(
-            state.slot, prompt[start:end], prompt[start + 1 : end + 1], top
-        )
-        return self._scheduler.prefilled_to(state, end, scores)
-
     def _begin(self, state: RequestState) -> None:
-        """Start `state`'s prompt cache, unless it waits for a shared prefix."""
         try:
-            self._start(state)
+            self._prompts.begin(state, time.perf_counter())
         except Exception as exc:
             self._fail(state, exc)
-
-    def _start(self, state: RequestState) -> None:
-        params, prompt = state.request.sampling, state.prompt
-        # A scoring request computes its whole prompt (below): it never waits.
-        shares = not state.scoring and self._prefix.max_bytes > 0
-        reusable = functools.partial(self._prefix.reusable, prompt)
-        if shares and waits(state, self._scheduler.prefilling, reusable):
-            return
-        now = time.perf_counter()
-        seed = params.seed if params.seed is not None else self._seeds.getrandbits(63)
-        # A cached prefix has no logits, and making them again costs its whole
-        # prefill: a scoring request is prefilled from its first token (and
-        # still leaves its prompt in the prefix cache for the next ones).
-        cached = 0 if state.scoring else self._prefix.lookup(prompt, state.slot)
-        if point := self._prefix.common_point(prompt, cached):
-            state.share_points.add(point)
-        processors = [
-            *make_processors(params, len(prompt)),
-            *state.request.logits_processors,
-        ]
-        self._scheduler.begin(state, cached, seed, processors, now)
 
     # Ending requests.
 
@@ -309,26 +273,13 @@ class EngineThread:
     # Out to the world.
 
     def _publish(self) -> None:
-        s, p, speculator = self._scheduler, self._prefix, self._runner.speculator
-        self.stats = EngineStats(
-            alive=self.alive,
-            error=self.error,
-            running=sum(not seq.finished for seq in s.running),
-            waiting=len(s.waiting) + len(s.prefilling),
-            kv_tokens_used=s.kv_tokens_used(),
-            kv_tokens_budget=self.memory.plan.kv_token_budget,
-            prefix_cache_bytes=p.nbytes,
-            prefix_cache_hits=p.hits,
-            prefix_cache_queries=p.queries,
-            plan=self.memory.plan,
-            prompt_tokens_total=s.prompt_tokens,
-            generated_tokens_total=s.generated_tokens,
-            cached_tokens_total=s.cached_tokens,
-            steps_total=s.steps,
-            decode_row_steps_total=self._runner.row_steps,
-            mlx_active_bytes=mx.get_active_memory(),
-            mlx_cache_bytes=mx.get_cache_memory(),
-            speculation=speculator and replace(speculator.totals),
+        self.stats = engine_stats(
+            self._scheduler,
+            self._prefix,
+            self._runner,
+            self.memory.plan,
+            self.alive,
+            self.error,
         )
 
     def _flush(self, publish: bool = False) -> None:
