@@ -3,9 +3,10 @@
 One iteration: commands from the inbox (inbox.py), a decode step, what ended
 leaving the runner, admission and about one budget of prefill
 (prompt_start.py), a stats snapshot (stats.py), and the events of the
-iteration handed to each request's event loop in one call. The scheduler owns the requests' state (scheduler.py), the runner
-their MLX state (model_runner.py); on rank 0 of a tensor-parallel group the
-leader runs the iterations and keeps the other ranks in step (distributed/).
+iteration handed to each request's event loop in one call. The scheduler
+owns the requests' state (scheduler.py), the runner their MLX state
+(model_runner.py); on rank 0 of a tensor-parallel group the leader runs the
+iterations and keeps the other ranks in step (distributed/).
 
 Faults stay as small as they can: an exception raised by a request's own
 logits processor ends that request; a step that fails with no known culprit
