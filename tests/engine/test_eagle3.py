@@ -1,0 +1,168 @@
+"""EAGLE-3 heads: the same outputs with a head proposing and without, what
+the head proposes, and heads that do not fit refused at start.
+
+The head is random (mlx_gen/models/synthetic/eagle3.py): it is rarely
+right, so these tests check exactness and the head's bookkeeping, not
+acceptance.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import random
+from pathlib import Path
+
+import mlx.core as mx
+import pytest
+from mlx.utils import tree_flatten
+from mlx_lm.models.cache import KVCache, make_prompt_cache
+
+from mlx_gen.engine.types import GenerationRequest, SamplingParams, SpeculationError
+from mlx_gen.models.synthetic.eagle3 import build_eagle3_head
+from tests.engine.helpers import collect, run
+
+
+@pytest.fixture(scope="module")
+def head_path(tiny_model_path: Path, tmp_path_factory) -> Path:
+    return build_eagle3_head(tiny_model_path, tmp_path_factory.mktemp("eagle3"))
+
+
+def _speculative(head: Path) -> dict:
+    return {"speculative": f"eagle3:{head}", "speculative_max_batch": 64}
+
+
+def _requests(count: int, seed: int, **sampling) -> list[GenerationRequest]:
+    rng = random.Random(seed)
+    return [
+        GenerationRequest(
+            [rng.randrange(10, 1000) for _ in range(rng.randint(1, 60))],
+            SamplingParams(max_tokens=rng.randint(1, 120), **sampling),
+        )
+        for _ in range(count)
+    ]
+
+
+def _outputs(engine, requests: list[GenerationRequest]) -> list[list[int]]:
+    async def together():
+        return await asyncio.gather(*(collect(engine, r) for r in requests))
+
+    return [r.tokens[0] for r in run(together())]
+
+
+def test_greedy_outputs_identical_with_and_without_a_head(make_engine, head_path):
+    plain = _outputs(make_engine(), _requests(16, seed=1, temperature=0.0))
+    engine = make_engine(**_speculative(head_path))
+    fast = _outputs(engine, _requests(16, seed=1, temperature=0.0))
+    assert fast == plain
+    assert max(len(t) for t in plain) > 2 * 32  # past the sliding window
+    assert engine.stats().speculation.proposed > 100
+
+
+def test_seeded_sampling_writes_the_same_tokens_with_a_head(make_engine, head_path):
+    def requests() -> list[GenerationRequest]:
+        made = _requests(8, seed=2, temperature=0.7)
+        for i, request in enumerate(made):
+            request.sampling.seed = 50 + i
+        return made
+
+    plain = _outputs(make_engine(), requests())
+    engine = make_engine(**_speculative(head_path))
+    assert _outputs(engine, requests()) == plain
+    assert engine.stats().speculation.proposed > 0
+
+
+def test_the_head_proposes_what_it_reads_from_the_whole_text(
+    make_engine, head_path, tiny_model
+):
+    """Each proposal equals the head's drafts computed from scratch: the
+    target's states over the row's whole text, read by the head at once.
+    So the states kept across prefill chunks, decode steps and verification
+    steps (kept positions only) are the right ones, in order."""
+    engine = make_engine(**_speculative(head_path))
+    proposer = engine._worker._runner.speculator.proposer
+    seen: list[tuple[list[int], list[int]]] = []
+    propose = proposer.propose
+
+    def recording(seq, k):
+        drafts = propose(seq, k)
+        seen.append((seq.request.prompt_token_ids + seq.output, drafts))
+        return drafts
+
+    proposer.propose = recording
+    prompt = [random.Random(3).randrange(10, 1000) for _ in range(45)]
+    sampling = SamplingParams(max_tokens=90, temperature=0.0)
+    run(collect(engine, GenerationRequest(prompt, sampling)))
+    assert len(seen) > 10
+    model = tiny_model[0]
+    for text, drafts in seen:
+        assert drafts == _drafts_from_scratch(proposer, model, text, len(drafts))
+
+
+def _drafts_from_scratch(proposer, model, text: list[int], k: int) -> list[int]:
+    model(mx.array(text[:-1])[None], cache=make_prompt_cache(model))
+    states = proposer._fused()
+    embed, head, cache = proposer._embed, proposer.head, KVCache()
+    head.step(embed(mx.array(text[1:-1]))[None], states[:, :-1], cache)
+    token, hidden, drafts = mx.array([text[-1]]), states[:, -1:], []
+    for _ in range(k):
+        hidden = head.step(embed(token)[None], hidden, cache)
+        token = proposer._d2t[mx.argmax(head.logits(hidden[:, -1]), axis=-1)]
+        drafts.append(int(token.item()))
+    return drafts
+
+
+def test_the_memory_plan_counts_the_heads_weights(make_engine, head_path):
+    plain = make_engine().plan.weights_bytes
+    engine = make_engine(**_speculative(head_path))
+    weights = mx.load(str(head_path / "model.safetensors"))
+    # All but t2d, which is not loaded.
+    nbytes = sum(v.nbytes for k, v in weights.items() if k != "t2d")
+    assert engine.plan.weights_bytes == plain + nbytes
+    proposer = engine._worker._runner.speculator.proposer
+    assert (
+        proposer.weights_bytes
+        == sum(v.nbytes for _, v in tree_flatten(proposer.head.parameters()))
+        + weights["d2t"].nbytes
+    )
+
+
+def _broken_copy(head: Path, out: Path, config=None, drop=None) -> Path:
+    out.mkdir()
+    settings = json.loads((head / "config.json").read_text())
+    (out / "config.json").write_text(json.dumps({**settings, **(config or {})}))
+    weights = mx.load(str(head / "model.safetensors"))
+    weights.pop(drop, None)
+    mx.save_safetensors(str(out / "model.safetensors"), weights)
+    return out
+
+
+@pytest.mark.parametrize(
+    ("broken", "message"),
+    [
+        (dict(drop="midlayer.self_attn.q_proj.weight"), "weights do not fit"),
+        (dict(drop="d2t"), "no d2t"),
+        (dict(config={"hidden_size": 32}), "size 32: the served model.s are 64"),
+        (dict(config={"target_hidden_size": 128}), "size 128: the served"),
+        (dict(config={"vocab_size": 2048}), "vocabulary of 2048"),
+        (
+            dict(config={"eagle_config": {"eagle_aux_hidden_state_layer_ids": [9]}}),
+            "needs 3 ids",
+        ),
+        (dict(config={"intermediate_size": 7}), "weights do not fit"),
+    ],
+)
+def test_a_head_that_does_not_fit_is_refused(
+    make_engine, head_path, tmp_path, broken, message
+):
+    bad = _broken_copy(head_path, tmp_path / "bad", **broken)
+    with pytest.raises(SpeculationError, match=message):
+        make_engine(**_speculative(bad))
+
+
+def test_a_directory_without_a_head_is_refused(make_engine, tmp_path):
+    with pytest.raises(SpeculationError, match=r"no config\.json"):
+        make_engine(**_speculative(tmp_path))
+    (tmp_path / "config.json").write_text("{}")
+    with pytest.raises(SpeculationError, match="lacks"):
+        make_engine(**_speculative(tmp_path))
