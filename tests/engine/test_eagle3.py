@@ -112,6 +112,21 @@ def _drafts_from_scratch(proposer, model, text: list[int], k: int) -> list[int]:
     return drafts
 
 
+def test_the_head_reads_the_inputs_of_the_target_layers_it_names(
+    make_engine, head_path, tiny_model
+):
+    """The synthetic head names ids 0, 1 and 2 of the 2-layer model: the
+    embedding, layer 1's input and the last layer's output."""
+    engine = make_engine(**_speculative(head_path))
+    proposer = engine._worker._runner.speculator.proposer
+    model, tokens = tiny_model[0], mx.array([[5, 6, 7, 8]])
+    logits = model(tokens)
+    low, _, high = mx.split(proposer._fused(), 3, axis=-1)
+    assert mx.allclose(low, model.model.embed_tokens(tokens)).item()
+    last = model.lm_head(model.model.norm(high))
+    assert mx.allclose(last, logits, atol=1e-5).item()
+
+
 def test_the_memory_plan_counts_the_heads_weights(make_engine, head_path):
     plain = make_engine().plan.weights_bytes
     engine = make_engine(**_speculative(head_path))
