@@ -18,6 +18,7 @@ import pytest
 from mlx.utils import tree_flatten
 from mlx_lm.models.cache import KVCache, make_prompt_cache
 
+from mlx_gen.engine.speculation.eagle3_head import load_head
 from mlx_gen.engine.types import GenerationRequest, SamplingParams, SpeculationError
 from mlx_gen.models.synthetic.eagle3 import build_eagle3_head
 from tests.engine.helpers import collect, run
@@ -57,6 +58,31 @@ def test_greedy_outputs_identical_with_and_without_a_head(make_engine, head_path
     assert fast == plain
     assert max(len(t) for t in plain) > 2 * 32  # past the sliding window
     assert engine.stats().speculation.proposed > 100
+
+
+def test_greedy_outputs_identical_with_prefix_hits_and_several_choices(
+    make_engine, head_path
+):
+    """Prompts restored from the prefix cache skip their cached positions,
+    and a request's choices each copy the prompt's head cache."""
+    shared = [random.Random(4).randrange(10, 1000) for _ in range(40)]
+
+    def requests() -> list[GenerationRequest]:
+        return [
+            GenerationRequest(
+                shared + tail, SamplingParams(max_tokens=80, n=n, temperature=0.0)
+            )
+            for tail, n in (([], 1), ([11, 12], 2), ([13], 1))
+        ]
+
+    settings = {"prefix_cache_bytes": 1 << 24}
+    plain_engine = make_engine(**settings)
+    plain = [run(collect(plain_engine, r)).tokens for r in requests()]
+    engine = make_engine(**settings, **_speculative(head_path))
+    fast = [run(collect(engine, r)) for r in requests()]
+    assert [r.tokens for r in fast] == plain
+    assert all(r.final[0].usage.cached_tokens > 0 for r in fast[1:])
+    assert engine.stats().speculation.proposed > 0
 
 
 def test_seeded_sampling_writes_the_same_tokens_with_a_head(make_engine, head_path):
@@ -140,6 +166,30 @@ def test_the_memory_plan_counts_the_heads_weights(make_engine, head_path):
         == sum(v.nbytes for _, v in tree_flatten(proposer.head.parameters()))
         + weights["d2t"].nbytes
     )
+
+
+def test_the_speculators_layout_loads_as_the_same_head(head_path, tmp_path):
+    """vLLM's speculators format: the layer's settings nested, `layers.0.`."""
+    settings = json.loads((head_path / "config.json").read_text())
+    nested = {
+        "speculators_model_type": "eagle3",
+        "draft_vocab_size": settings.pop("draft_vocab_size"),
+        "eagle_aux_hidden_state_layer_ids": settings.pop("eagle_config")[
+            "eagle_aux_hidden_state_layer_ids"
+        ],
+        "transformer_layer_config": settings,
+    }
+    (tmp_path / "config.json").write_text(json.dumps(nested))
+    weights = mx.load(str(head_path / "model.safetensors"))
+    renamed = {k.replace("midlayer.", "layers.0."): v for k, v in weights.items()}
+    mx.save_safetensors(str(tmp_path / "model.safetensors"), renamed)
+    ours, theirs = load_head(head_path, 64, 1024), load_head(tmp_path, 64, 1024)
+    assert ours.head.config == theirs.head.config
+    assert theirs.head.config.aux_layer_ids == (0, 1, 2)
+    mine = dict(tree_flatten(ours.head.parameters()))
+    for name, value in tree_flatten(theirs.head.parameters()):
+        assert mx.array_equal(value, mine[name]).item()
+    assert mx.array_equal(ours.draft_to_target, theirs.draft_to_target).item()
 
 
 def _broken_copy(head: Path, out: Path, config=None, drop=None) -> Path:
