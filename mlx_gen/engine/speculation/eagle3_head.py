@@ -95,7 +95,7 @@ class _Attention(nn.Module):
         self.q_proj = nn.Linear(width, c.num_attention_heads * c.head_dim, bias=bias)
         self.k_proj = nn.Linear(width, c.num_key_value_heads * c.head_dim, bias=bias)
         self.v_proj = nn.Linear(width, c.num_key_value_heads * c.head_dim, bias=bias)
-        self.o_proj = nn.Linear(c.num_attention_heads * c.head_dim, c.hidden_size)
+        self.o_proj = nn.Linear(c.num_attention_heads * c.head_dim, c.hidden_size, bias)
         self.rope = nn.RoPE(c.head_dim, base=c.rope_theta)
 
     def __call__(self, x: mx.array, cache: Any) -> mx.array:

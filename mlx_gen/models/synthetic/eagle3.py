@@ -1,6 +1,7 @@
 """A random EAGLE-3 head for a synthetic model, in the published layout
 (SpecForge's `midlayer.*` names, `d2t` and `t2d`), so that tests and
-benchmarks build one offline."""
+benchmarks build one offline. Written from the layout, not from the
+engine's loader (mlx_gen/engine/speculation/eagle3_head.py), which it tests."""
 
 from __future__ import annotations
 
@@ -8,9 +9,6 @@ import json
 from pathlib import Path
 
 import mlx.core as mx
-from mlx.utils import tree_flatten
-
-from mlx_gen.engine.speculation.eagle3_head import Eagle3Head, HeadConfig
 
 
 def build_eagle3_head(
@@ -36,8 +34,13 @@ def build_eagle3_head(
         },
     }
     mx.random.seed(seed)
-    head = Eagle3Head(HeadConfig.from_dict(config))
-    weights = dict(tree_flatten(head.parameters()))
+    weights = {
+        name: mx.random.normal(shape) * shape[-1] ** -0.5
+        for name, shape in _shapes(config, target["hidden_size"]).items()
+    }
+    for norm in ("norm", "midlayer.input_layernorm", "midlayer.hidden_norm"):
+        weights[f"{norm}.weight"] = mx.ones(hidden)
+    weights["midlayer.post_attention_layernorm.weight"] = mx.ones(hidden)
     chosen = mx.sort(mx.random.permutation(target["vocab_size"])[:draft_vocab_size])
     weights["d2t"] = chosen - mx.arange(draft_vocab_size)
     weights["t2d"] = mx.zeros(target["vocab_size"], dtype=mx.bool_).at[chosen].add(True)
@@ -45,3 +48,24 @@ def build_eagle3_head(
     mx.save_safetensors(str(out_dir / "model.safetensors"), weights)
     (out_dir / "config.json").write_text(json.dumps(config, indent=2))
     return out_dir
+
+
+def _shapes(config: dict, target_hidden: int) -> dict[str, tuple[int, ...]]:
+    """The projections of a head: q/k/v read [embedding ; hidden]."""
+    hidden, inner = config["hidden_size"], config["intermediate_size"]
+    q = config["num_attention_heads"] * config["head_dim"]
+    kv = config["num_key_value_heads"] * config["head_dim"]
+    layer = {
+        "self_attn.q_proj": (q, 2 * hidden),
+        "self_attn.k_proj": (kv, 2 * hidden),
+        "self_attn.v_proj": (kv, 2 * hidden),
+        "self_attn.o_proj": (hidden, q),
+        "mlp.gate_proj": (inner, hidden),
+        "mlp.up_proj": (inner, hidden),
+        "mlp.down_proj": (hidden, inner),
+    }
+    return {
+        "fc.weight": (hidden, 3 * target_hidden),
+        "lm_head.weight": (config["draft_vocab_size"], hidden),
+        **{f"midlayer.{name}.weight": shape for name, shape in layer.items()},
+    }
