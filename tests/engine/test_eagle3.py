@@ -174,9 +174,9 @@ def test_the_speculators_layout_loads_as_the_same_head(head_path, tmp_path):
     nested = {
         "speculators_model_type": "eagle3",
         "draft_vocab_size": settings.pop("draft_vocab_size"),
-        "eagle_aux_hidden_state_layer_ids": settings.pop("eagle_config")[
+        "eagle_aux_hidden_state_layer_ids": settings.pop(
             "eagle_aux_hidden_state_layer_ids"
-        ],
+        ),
         "transformer_layer_config": settings,
     }
     (tmp_path / "config.json").write_text(json.dumps(nested))
@@ -190,6 +190,21 @@ def test_the_speculators_layout_loads_as_the_same_head(head_path, tmp_path):
     for name, value in tree_flatten(theirs.head.parameters()):
         assert mx.array_equal(value, mine[name]).item()
     assert mx.array_equal(ours.draft_to_target, theirs.draft_to_target).item()
+
+
+def test_specforge_layer_ids_name_layer_outputs(head_path, tmp_path):
+    """SpecForge (and SGLang) number the states by the layer that writes
+    them, vLLM by the layer that reads them: id j there is j + 1 here."""
+    settings = json.loads((head_path / "config.json").read_text())
+    del settings["eagle_aux_hidden_state_layer_ids"]
+    settings["eagle_config"] = {"eagle_aux_hidden_state_layer_ids": [0, 1, 1]}
+    (tmp_path / "config.json").write_text(json.dumps(settings))
+    (tmp_path / "model.safetensors").symlink_to(head_path / "model.safetensors")
+    assert load_head(tmp_path, 64, 1024).head.config.aux_layer_ids == (1, 2, 2)
+    del settings["eagle_config"]  # none: vLLM's default, 2, L // 2, L - 3
+    (tmp_path / "config.json").write_text(json.dumps(settings))
+    with pytest.raises(SpeculationError, match=r"layers \[2, 1, -1\]"):
+        load_head(tmp_path, 64, 1024).head.config.aux_layers(2)
 
 
 def _broken_copy(head: Path, out: Path, config=None, drop=None) -> Path:
@@ -211,7 +226,7 @@ def _broken_copy(head: Path, out: Path, config=None, drop=None) -> Path:
         (dict(config={"target_hidden_size": 128}), "size 128: the served"),
         (dict(config={"vocab_size": 2048}), "vocabulary of 2048"),
         (
-            dict(config={"eagle_config": {"eagle_aux_hidden_state_layer_ids": [9]}}),
+            dict(config={"eagle_aux_hidden_state_layer_ids": [0, 1, 9]}),
             "needs 3 ids",
         ),
         (dict(config={"intermediate_size": 7}), "weights do not fit"),

@@ -41,7 +41,8 @@ class HeadConfig:
     vocab_size: int  # the target's
     draft_vocab_size: int
     norm_before_residual: bool
-    # vLLM's numbering: id j is the input of target layer j (0: embedding).
+    # Id j is the input of target layer j (0: the embedding, L: the last
+    # layer's output), as vLLM numbers them.
     aux_layer_ids: tuple[int, ...] | None
 
     @classmethod
@@ -49,9 +50,11 @@ class HeadConfig:
         # The speculators format nests the decoder layer's settings.
         layer = {**config, **config.get("transformer_layer_config", {})}
         eagle = config.get("eagle_config") or {}
-        aux = config.get("eagle_aux_hidden_state_layer_ids") or eagle.get(
-            "eagle_aux_hidden_state_layer_ids"
-        )
+        aux = config.get("eagle_aux_hidden_state_layer_ids")
+        if not aux and eagle.get("eagle_aux_hidden_state_layer_ids"):
+            # SpecForge's (SGLang's) ids name layer outputs: id j is the
+            # input of layer j + 1.
+            aux = [int(i) + 1 for i in eagle["eagle_aux_hidden_state_layer_ids"]]
         try:
             hidden, heads = int(layer["hidden_size"]), int(layer["num_attention_heads"])
             return cls(

@@ -29,9 +29,9 @@ def build_eagle3_head(
         "rope_theta": 10000.0,
         "vocab_size": target["vocab_size"],
         "draft_vocab_size": draft_vocab_size,
-        "eagle_config": {
-            "eagle_aux_hidden_state_layer_ids": [0, layers // 2, layers],
-        },
+        # vLLM's numbering (the input of each layer): the embedding, the
+        # middle layer's input and the last layer's output.
+        "eagle_aux_hidden_state_layer_ids": [0, layers // 2, layers],
     }
     mx.random.seed(seed)
     weights = {
