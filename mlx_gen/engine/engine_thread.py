@@ -82,7 +82,7 @@ class EngineThread:
             with mx.stream(mx.new_stream(mx.default_device())):
                 device = memory.detect_device()
                 shape = memory.measure_model(self.model, self.tokenizer)
-                speculator = make_speculator(self.config, self.tokenizer)
+                speculator = make_speculator(self.config, self.tokenizer, self.model)
                 if speculator is not None:  # a draft model's weights too
                     drafts = shape.weights_bytes + speculator.proposer.weights_bytes
                     shape = replace(shape, weights_bytes=drafts)

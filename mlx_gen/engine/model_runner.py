@@ -40,6 +40,7 @@ from mlx_gen.engine.sampling import BatchSampling, Sampled, make_key, sample
 from mlx_gen.engine.sequence import Sequence
 from mlx_gen.engine.speculation import rollback
 from mlx_gen.engine.speculation.experts import grouped_experts
+from mlx_gen.engine.speculation.proposers import HiddenStateReader
 from mlx_gen.engine.speculation.speculator import Speculator
 from mlx_gen.engine.speculation.verify import feed, verify
 from mlx_gen.engine.types import TokenLogprob
@@ -73,6 +74,9 @@ class ModelRunner:
         self.vocab_size = vocab_size
         self.leader = leader
         self.speculator = speculator
+        # An eagle3 proposer: told what each forward pass fed.
+        proposer = speculator and speculator.proposer
+        self._reader = proposer if isinstance(proposer, HiddenStateReader) else None
         self.row_steps = 0  # rows x decode forward passes, verifications too
         self._prompts: dict[int, list[Any]] = {}  # prompt caches, by slot
         self._snapshots: dict[int, list[Any]] = {}  # prefix entries, by number
@@ -98,8 +102,11 @@ class ModelRunner:
     def prefill(self, slot: int, tokens: list[int]) -> None:
         """Feed `tokens` to the prompt cache of `slot` (a new one at first)."""
         cache = self._prompt_cache(slot)
+        inputs = mx.array(tokens)
         # Only the cache is evaluated: the logits of a prefill chunk never are.
-        self.model(mx.array(tokens)[None], cache=cache)
+        self.model(inputs[None], cache=cache)
+        if self._reader is not None:
+            self._reader.fed_prompt(slot, inputs)
         mx.eval([c.state for c in cache])
 
     @every_rank
@@ -109,7 +116,10 @@ class ModelRunner:
         """`prefill`, and the scores of `targets`, the tokens that follow
         `tokens` in the prompt, with `top` alternatives (prompt_scores.py)."""
         cache = self._prompt_cache(slot)
-        logits = self.model(mx.array(tokens)[None], cache=cache)[0]
+        inputs = mx.array(tokens)
+        logits = self.model(inputs[None], cache=cache)[0]
+        if self._reader is not None:
+            self._reader.fed_prompt(slot, inputs)
         scores = prompt_scores.score(logits, targets, top)
         mx.eval([c.state for c in cache], scores.arrays())
         return scores.read()
@@ -119,6 +129,8 @@ class ModelRunner:
         """Drop the prompt caches of prompts that will not join the batch."""
         for slot in slots:
             self._prompts.pop(slot, None)
+        if self._reader is not None:
+            self._reader.released(slots)
 
     # Prefix snapshots (prefix_cache.py decides which).
 
@@ -191,6 +203,8 @@ class ModelRunner:
         batch after its last row; their PRNG keys come from `seed` and their
         index among the request's choices."""
         self.merge(slot, len(seqs))
+        if self._reader is not None:
+            self._reader.joined(seqs, slot)
         inputs = mx.array([last_token] * len(seqs), dtype=mx.uint32)
         keys = mx.stack([make_key(seed, s.index) for s in seqs])
         if self._inputs is None:
@@ -240,6 +254,8 @@ class ModelRunner:
             return StepOutput(tokens=self._read(previous))
         inputs = self._inputs
         logits = self.forward(inputs)
+        if self._reader is not None:
+            self._reader.fed_rows(rows, inputs[:, None], [1] * len(rows))
         if logits.dtype != mx.float32:
             logits = logits.astype(mx.float32)
         output = StepOutput()
@@ -274,6 +290,9 @@ class ModelRunner:
             logits = mx.concatenate([first[:, None], logits[:, 1:]], axis=1)
         params = [s.params for s in rows]
         verified = verify(logits, self._keys, self._sampling, drafts, params)
+        if self._reader is not None:
+            kept = [a + 1 for a in verified.accepted]
+            self._reader.fed_rows(rows, fed.reshape(-1, width), kept)
         if any(verified.rejected):
             self.rollback(verified.rejected)
         self._inputs, self._keys = verified.next_inputs, verified.next_keys

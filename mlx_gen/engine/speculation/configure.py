@@ -12,7 +12,9 @@ from mlx_gen.engine.speculation.speculator import Speculator
 from mlx_gen.engine.types import SpeculationError
 
 
-def make_speculator(config: EngineConfig, tokenizer: Any) -> Speculator | None:
+def make_speculator(
+    config: EngineConfig, tokenizer: Any, model: Any
+) -> Speculator | None:
     """None when `config.speculative` is None; a SpeculationError saying
     what is wrong with a method that cannot be used."""
     method = config.speculative
@@ -25,9 +27,9 @@ def make_speculator(config: EngineConfig, tokenizer: Any) -> Speculator | None:
     elif kind == "draft" and path:
         proposer = _draft(Path(path), tokenizer)
     elif kind == "eagle3" and path:
-        raise SpeculationError(
-            "eagle3 heads are not supported yet: use ngram or draft:PATH"
-        )
+        from mlx_gen.engine.speculation.eagle3 import load_eagle3
+
+        proposer = load_eagle3(Path(path), model)
     else:
         raise SpeculationError(
             f"unknown speculative method {method!r}: "

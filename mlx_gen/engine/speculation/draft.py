@@ -59,7 +59,7 @@ class DraftModel:
         if len(text) - 1 > row.fed:
             self.model(mx.array(text[row.fed : -1])[None], cache=row.cache)
             row.fed = len(text) - 1
-        fork = [_fork(layer) for layer in row.cache]
+        fork = [fork_layer(layer) for layer in row.cache]
         token = mx.array([[text[-1]]])
         drafted = []
         for _ in range(k):
@@ -69,7 +69,7 @@ class DraftModel:
         return [int(t.item()) for t in drafted]
 
 
-def _fork(layer: Any) -> Any:
+def fork_layer(layer: Any) -> Any:
     """A cache layer over the same arrays as `layer`, whose writes leave
     `layer` as it is."""
     fork = copy.copy(layer)

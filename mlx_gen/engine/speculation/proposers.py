@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Protocol
+from typing import Protocol, runtime_checkable
+
+import mlx.core as mx
 
 from mlx_gen.engine.sequence import Sequence
 
@@ -16,3 +18,21 @@ class Proposer(Protocol):
 
     def propose(self, seq: Sequence, k: int) -> list[int]:
         """At most `k` tokens the sequence may write next; [] for no guess."""
+
+
+@runtime_checkable
+class HiddenStateReader(Protocol):
+    """A proposer that reads the served model's hidden states (eagle3.py):
+    after each forward pass, the runner says what the pass fed."""
+
+    def fed_prompt(self, slot: int, tokens: mx.array) -> None:
+        """A prefill pass fed `tokens` (n,) of the prompt in `slot`."""
+
+    def fed_rows(self, rows: list[Sequence], tokens: mx.array, kept: list[int]) -> None:
+        """A batch pass fed row i `tokens[i]`, its first `kept[i]` kept."""
+
+    def joined(self, seqs: list[Sequence], slot: int) -> None:
+        """`seqs` join the batch from the prompt in `slot`."""
+
+    def released(self, slots: list[int]) -> None:
+        """The prompts in `slots` will not join the batch."""
