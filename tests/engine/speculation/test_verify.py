@@ -1,5 +1,5 @@
-"""The verification rule keeps the target distribution (a statistical test),
-and the proposer and the back-off, each on its own."""
+"""The verification rule keeps the target distribution (a statistical test)
+and, greedy, keeps exactly the proposals that are the argmax."""
 
 from __future__ import annotations
 
@@ -7,11 +7,8 @@ import mlx.core as mx
 import pytest
 
 from mlx_gen.engine.sampling import BatchSampling, make_key
-from mlx_gen.engine.sequence import Sequence
-from mlx_gen.engine.speculation.ngram import PromptLookup
-from mlx_gen.engine.speculation.speculator import Speculator
 from mlx_gen.engine.speculation.verify import verify
-from mlx_gen.engine.types import GenerationRequest, SamplingParams
+from mlx_gen.engine.types import SamplingParams
 
 # The chi-square statistic's 0.1 % critical value for 5 degrees of freedom:
 # a right rule fails this test once in a thousand seeds; it is seeded.
@@ -66,59 +63,3 @@ def test_greedy_keeps_exactly_the_proposals_that_are_the_argmax():
     ]
     assert verified.rejected == [0, 1, 2]
     assert verified.next_inputs.tolist() == [2, 0, 1]
-
-
-def _sequence(prompt: list[int], max_tokens: int = 100) -> Sequence:
-    request = GenerationRequest(prompt, SamplingParams(max_tokens=max_tokens))
-    return Sequence(request, 0, None, frozenset(), 0.0)
-
-
-def test_prompt_lookup_copies_what_followed_the_longest_match():
-    lookup = PromptLookup(max_n=3)
-    seq = _sequence([1, 2, 3, 4, 5, 9, 2, 3, 7, 8])
-    seq.output = [1, 2, 3]
-    # "1 2 3" occurred at the start, followed by 4 5 9.
-    assert lookup.propose(seq, 3) == [4, 5, 9]
-    seq.output.append(7)  # "2 3 7" occurred before: 8 1 2 followed
-    assert lookup.propose(seq, 3) == [8, 1, 2]
-    seq.output.append(42)  # never seen
-    assert lookup.propose(seq, 3) == []
-
-
-def test_prompt_lookup_continues_a_cycle_past_the_end():
-    seq = _sequence([5, 6, 5, 6, 5])
-    assert PromptLookup().propose(seq, 5) == [6, 5, 6, 5, 6]
-
-
-class _Wrong:
-    """Proposes a token the model never writes."""
-
-    weights_bytes = 0
-
-    def propose(self, seq: Sequence, k: int) -> list[int]:
-        return [-5] * k
-
-
-def test_a_row_whose_proposals_fail_rests_longer_each_time():
-    speculator = Speculator(_Wrong(), k=4, max_batch=8, cooldown=10)
-    seq = _sequence([1, 2, 3], max_tokens=1000)
-    proposed = []
-    for _ in range(120):
-        drafts = speculator.propose([seq])
-        proposed.append(len(drafts[0]))
-        speculator.record([seq], drafts, [0])
-        seq.output.append(0)
-    # Its first proposal is 4 tokens, then 1 after each rejection.
-    assert proposed[:2] == [4, 1]
-    rests = "".join("x" if n else "." for n in proposed).strip(".").split("x")
-    assert [len(r) for r in rests if r] == [10, 20, 40]
-    assert speculator.totals.accepted == 0
-
-
-def test_proposals_never_reach_past_max_tokens():
-    speculator = Speculator(_Wrong(), k=4, max_batch=8)
-    seq = _sequence([1, 2, 3], max_tokens=3)
-    seq.output = [0]
-    assert speculator.propose([seq]) == [[-5]]
-    seq.output.append(0)
-    assert speculator.propose([seq]) == [[]]

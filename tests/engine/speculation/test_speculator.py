@@ -1,4 +1,5 @@
-"""Speculative decoding in the engine: the same outputs with it and without.
+"""Speculative decoding in the engine: the same outputs with it and without;
+and the speculator's back-off and limits on their own.
 
 Outputs are compared token for token between an engine that speculates and
 one that does not, on the tiny model (sliding window 32), whose random
@@ -15,9 +16,12 @@ from dataclasses import replace
 
 import pytest
 
+from mlx_gen.engine.sequence import Sequence
+from mlx_gen.engine.speculation.speculator import Speculator
 from mlx_gen.engine.types import GenerationRequest, SamplingParams, SpeculationError
 from mlx_gen.models.synthetic.presets import ensure_model
 from tests.engine.helpers import Result, collect, forcing, run
+from tests.engine.speculation.helpers import sequence
 
 SPECULATIVE = {"speculative": "ngram", "speculative_max_batch": 64}
 
@@ -223,3 +227,40 @@ def test_an_abort_ends_a_speculating_row_and_its_neighbours_go_on(make_engine):
 
 def _greedy(max_tokens: int) -> SamplingParams:
     return SamplingParams(max_tokens=max_tokens, temperature=0.0)
+
+
+# The back-off and the limits, with a proposer that is always wrong.
+
+
+class _Wrong:
+    """Proposes a token the model never writes."""
+
+    weights_bytes = 0
+
+    def propose(self, seq: Sequence, k: int) -> list[int]:
+        return [-5] * k
+
+
+def test_a_row_whose_proposals_fail_rests_longer_each_time():
+    speculator = Speculator(_Wrong(), k=4, max_batch=8, cooldown=10)
+    seq = sequence([1, 2, 3], max_tokens=1000)
+    proposed = []
+    for _ in range(120):
+        drafts = speculator.propose([seq])
+        proposed.append(len(drafts[0]))
+        speculator.record([seq], drafts, [0])
+        seq.output.append(0)
+    # Its first proposal is 4 tokens, then 1 after each rejection.
+    assert proposed[:2] == [4, 1]
+    rests = "".join("x" if n else "." for n in proposed).strip(".").split("x")
+    assert [len(r) for r in rests if r] == [10, 20, 40]
+    assert speculator.totals.accepted == 0
+
+
+def test_proposals_never_reach_past_max_tokens():
+    speculator = Speculator(_Wrong(), k=4, max_batch=8)
+    seq = sequence([1, 2, 3], max_tokens=3)
+    seq.output = [0]
+    assert speculator.propose([seq]) == [[-5]]
+    seq.output.append(0)
+    assert speculator.propose([seq]) == [[]]
