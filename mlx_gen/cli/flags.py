@@ -45,8 +45,8 @@ HELP = {
     "log_level": "debug, info, warning or error",
     "max_context": "longest prompt + answer, in tokens",
     "speculative": "speculative decoding: ngram (prompt lookup), draft:PATH"
-    " (a draft model with the same tokenizer) or eagle3:PATH (an EAGLE-3 head's"
-    " directory)",
+    " (a draft model with the same tokenizer) or eagle3:PATH (an EAGLE-3 head);"
+    " PATH: a directory or a hub repository",
     "num_speculative_tokens": "tokens proposed per sequence and step",
     "speculative_max_batch": "largest batch that still speculates",
     "use_openblas": "preload Debian's OpenBLAS on Linux CPUs",

@@ -10,6 +10,8 @@ from mlx_gen.engine.speculation.ngram import PromptLookup
 from mlx_gen.engine.speculation.proposers import Proposer
 from mlx_gen.engine.speculation.speculator import Speculator
 from mlx_gen.engine.types import SpeculationError
+from mlx_gen.errors import ModelLoadError
+from mlx_gen.models.registry import is_hub_id
 
 
 def make_speculator(
@@ -25,11 +27,11 @@ def make_speculator(
     if method == "ngram":
         proposer = PromptLookup()
     elif kind == "draft" and path:
-        proposer = _draft(Path(path), tokenizer)
+        proposer = _draft(_directory(path, "draft model"), tokenizer)
     elif kind == "eagle3" and path:
         from mlx_gen.engine.speculation.eagle3 import load_eagle3
 
-        proposer = load_eagle3(Path(path), model)
+        proposer = load_eagle3(_directory(path, "eagle3 head"), model)
     else:
         raise SpeculationError(
             f"unknown speculative method {method!r}: "
@@ -38,6 +40,20 @@ def make_speculator(
     return Speculator(
         proposer, config.num_speculative_tokens, config.speculative_max_batch
     )
+
+
+def _directory(source: str, what: str) -> Path:
+    """A proposer's weights: a local directory, or a hub repository
+    (`owner/name`) taken from the hub cache or downloaded into it."""
+    path = Path(source).expanduser()
+    if path.is_dir() or not is_hub_id(source):
+        return path
+    from mlx_gen.models.hub import fetch_snapshot
+
+    try:
+        return fetch_snapshot(source)
+    except ModelLoadError as exc:
+        raise SpeculationError(f"the {what} {source!r}: {exc}") from None
 
 
 def _draft(path: Path, tokenizer: Any) -> Proposer:
