@@ -17,7 +17,10 @@ from pydantic_core import PydanticCustomError
 
 MAX_TOKENS_LIMIT = 1 << 20
 MAX_CHOICES = 16
-MAX_STOP = 4
+# OpenAI takes 4 stop sequences; evaluation harnesses send more (lm-evaluation-
+# harness adds the end-of-text string to a task's own stops) and vLLM takes any
+# number. 16 bounds the matching work per token.
+MAX_STOP = 16
 MAX_COMPLETION_LOGPROBS = 5  # the legacy endpoint's own cap
 MAX_LOGIT_BIAS = 1024
 MAX_TOOLS = 128

@@ -16,6 +16,7 @@ from pydantic import Field, ValidationError, field_validator, model_validator
 from mlx_gen.server.errors import from_validation_error
 from mlx_gen.server.schemas.chat import ChatCompletionRequest
 from mlx_gen.server.schemas.common import (
+    MAX_STOP,
     MAX_TOKENS_LIMIT,
     MAX_TOOLS,
     Effort,
@@ -31,7 +32,6 @@ from mlx_gen.server.schemas.message_content import (
 )
 from mlx_gen.server.schemas.structured import check_schema_depth
 
-MAX_STOP_SEQUENCES = 16
 # Thinking budgets below these map to low, then medium reasoning; the rest to
 # high (Claude Code 1.x asked 4000 tokens for "think", 10000 for "think hard",
 # 31999 for "ultrathink").
@@ -191,7 +191,7 @@ class Metadata(Strict):
 
 class MessagesRequest(CountTokensRequest):
     max_tokens: int = Field(ge=1, le=MAX_TOKENS_LIMIT)
-    stop_sequences: list[StopString] | None = Field(None, max_length=MAX_STOP_SEQUENCES)
+    stop_sequences: list[StopString] | None = Field(None, max_length=MAX_STOP)
     temperature: float | None = Field(None, ge=0.0, le=1.0)
     top_p: float | None = Field(None, gt=0.0, le=1.0)
     top_k: int | None = Field(None, ge=0, le=1_000_000)

@@ -51,3 +51,12 @@ def test_completion_refusals():
     assert error.param == "prompt_logprobs"
     error = refusal(CompletionRequest, base | {"prompt_logprobs": 1, "stream": True})
     assert error.param == "prompt_logprobs" and "stream" in error.message
+
+
+def test_an_evaluation_harness_may_send_more_than_four_stops():
+    """lm-evaluation-harness sends a task's stops plus the end-of-text string."""
+    stops = ["\n\n", "Question:", "Q:", "</s>", "<|endoftext|>"]
+    req = CompletionRequest.model_validate({"model": "m", "prompt": "x", "stop": stops})
+    assert req.stop == stops
+    too_many = {"model": "m", "prompt": "x", "stop": [str(i) for i in range(17)]}
+    assert refusal(CompletionRequest, too_many).param == "stop"
