@@ -216,7 +216,7 @@ class Scheduler:
         now: float,
     ) -> list[tuple[Sequence, GenerationEvent]]:
         """Append a step's tokens to their sequences: one event each."""
-        self.steps += 1
+        self.steps += bool(tokens)  # a step read, not a call without tokens
         events = []
         for seq, token, logprob in tokens:
             if seq.finished:  # ended while its token was in flight
