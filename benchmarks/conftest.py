@@ -47,6 +47,14 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         " test_bursts.py measures side by side with this one",
     )
     group.addoption(
+        "--mlx-gen-setting",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="a setting of this checkout's `mlx-gen serve` (e.g. max_batch_size=128),"
+        " passed as MLX_GEN_NAME; repeatable",
+    )
+    group.addoption(
         "--bench-out",
         type=Path,
         default=HERE / "out",
@@ -118,12 +126,20 @@ def server_env(tmp_path_factory: pytest.TempPathFactory, cache_root: Path) -> di
 
 @pytest.fixture(scope="module")
 def mlx_gen_server(
-    tmp_path_factory: pytest.TempPathFactory, bench_model_path: Path, server_env: dict
+    pytestconfig: pytest.Config,
+    tmp_path_factory: pytest.TempPathFactory,
+    bench_model_path: Path,
+    server_env: dict,
 ) -> Iterator[Any]:
-    """`mlx-gen serve --model bench` in a child process, one per module."""
+    """`mlx-gen serve --model bench` in a child process, one per module, with
+    the settings of --mlx-gen-setting."""
     from servers import mlx_gen_serve
 
-    with mlx_gen_serve(tmp_path_factory.mktemp("mlx-gen-serve"), server_env) as server:
+    env = dict(server_env)
+    for setting in pytestconfig.getoption("--mlx-gen-setting"):
+        name, _, value = setting.partition("=")
+        env[f"MLX_GEN_{name.upper()}"] = value
+    with mlx_gen_serve(tmp_path_factory.mktemp("mlx-gen-serve"), env) as server:
         yield server
 
 

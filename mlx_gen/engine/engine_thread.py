@@ -33,8 +33,8 @@ from mlx_gen.engine.inbox import Abort, Command, Stop, Submit
 from mlx_gen.engine.model_runner import ModelRunner
 from mlx_gen.engine.prefix_cache import PrefixCache
 from mlx_gen.engine.prompt_start import PromptStart
-from mlx_gen.engine.scheduler import RequestState, Scheduler
-from mlx_gen.engine.sequence import Sequence
+from mlx_gen.engine.scheduler import Scheduler
+from mlx_gen.engine.sequence import RequestState, Sequence
 from mlx_gen.engine.speculation.configure import make_speculator
 from mlx_gen.engine.stats import engine_stats
 from mlx_gen.engine.stream import hand_over
@@ -194,11 +194,12 @@ class EngineThread:
         with self.lock:
             self.unadmitted -= len(admitted)
         prompts = self._prompts
-        for state, start, end in self._scheduler.prefill_chunks(self._begin):
+        for chunks in self._scheduler.prefill_chunks(self._begin):
             try:
-                prompts.prefill(state, start, end)
-            except Exception as exc:
-                self._fail(state, exc)
+                prompts.prefill(chunks)
+            except Exception as exc:  # their caches may be half-fed
+                for state, _, _ in chunks:
+                    self._fail(state, exc)
         for state in self._scheduler.ready():
             try:
                 prompts.finish(state)

@@ -1,16 +1,13 @@
 """The engine's MLX state, and every MLX call of a step.
 
-The runner knows no request. It holds prompt caches by slot number, prefix
-snapshots by entry number, and the batch's caches and sampling state by row;
-the scheduler decides what they hold and hands `step` the batch's sequences
-in row order (scheduler.py).
+The runner knows no request. It holds prompt caches by slot number and prefix
+snapshots by entry number (prompt_caches.py), and the batch's caches and
+sampling state by row; the scheduler decides what they hold and hands `step`
+the batch's sequences in row order (scheduler.py).
 
-A prompt is prefilled alone (minus its last token, in chunks, into a plain
-mlx-lm cache; scored on the way if its request asks), then merged into the
-batch's caches (mlx-lm's BatchKVCache / BatchRotatingKVCache), where its last
-token is fed by the next decode step.
-Prefilling alone keeps a sequence's numbers independent of the batch it later
-joins.
+A prefilled prompt's cache is merged into the batch's caches (mlx-lm's
+BatchKVCache / BatchRotatingKVCache), where its last token is fed by the
+next decode step.
 
 Decode is pipelined as in mlx-lm's BatchGenerator: step k is built and
 started with `mx.async_eval` before the tokens of step k-1 are read back (one
@@ -33,9 +30,10 @@ import mlx.core as mx
 import mlx.nn as nn
 from mlx_lm.models.cache import TokenBuffer, make_prompt_cache
 
-from mlx_gen.engine import cache_copies, prompt_scores, sampling
+from mlx_gen.engine import sampling
 from mlx_gen.engine.constraints import ConstraintMasks
 from mlx_gen.engine.every_rank import Leader, every_rank
+from mlx_gen.engine.prompt_caches import PromptCaches
 from mlx_gen.engine.sampling import BatchSampling, Sampled, make_key, sample
 from mlx_gen.engine.sequence import Sequence
 from mlx_gen.engine.speculation import rollback
@@ -62,7 +60,7 @@ class StepOutput:
     failed: list[tuple[Sequence, Exception]] = field(default_factory=list)
 
 
-class ModelRunner:
+class ModelRunner(PromptCaches):
     def __init__(
         self,
         model: nn.Module,
@@ -70,16 +68,13 @@ class ModelRunner:
         leader: Leader | None = None,
         speculator: Speculator | None = None,
     ) -> None:
-        self.model = model
-        self.vocab_size = vocab_size
-        self.leader = leader
-        self.speculator = speculator
         # An eagle3 proposer: told what each forward pass fed.
         proposer = speculator and speculator.proposer
-        self._reader = proposer if isinstance(proposer, HiddenStateReader) else None
+        reader = proposer if isinstance(proposer, HiddenStateReader) else None
+        super().__init__(model, leader, reader)
+        self.vocab_size = vocab_size
+        self.speculator = speculator
         self.row_steps = 0  # rows x decode forward passes, verifications too
-        self._prompts: dict[int, list[Any]] = {}  # prompt caches, by slot
-        self._snapshots: dict[int, list[Any]] = {}  # prefix entries, by number
         self._cache: list[Any] | None = None  # the batch's caches
         # Rank 0's, by batch row: the next step's input tokens, PRNG keys,
         # and the token context of rows with logits processors.
@@ -89,72 +84,6 @@ class ModelRunner:
         self._sampling: BatchSampling | None = None
         self._launched: _Launch | None = None
         self._masks = ConstraintMasks()
-
-    # Prompts, one at a time.
-
-    def _prompt_cache(self, slot: int) -> list[Any]:
-        cache = self._prompts.get(slot)
-        if cache is None:
-            cache = self._prompts[slot] = make_prompt_cache(self.model)
-        return cache
-
-    @every_rank
-    def prefill(self, slot: int, tokens: list[int]) -> None:
-        """Feed `tokens` to the prompt cache of `slot` (a new one at first)."""
-        cache = self._prompt_cache(slot)
-        inputs = mx.array(tokens)
-        # Only the cache is evaluated: the logits of a prefill chunk never are.
-        self.model(inputs[None], cache=cache)
-        if self._reader is not None:
-            self._reader.fed_prompt(slot, inputs)
-        mx.eval([c.state for c in cache])
-
-    @every_rank
-    def prefill_scored(
-        self, slot: int, tokens: list[int], targets: list[int], top: int
-    ) -> list[TokenLogprob]:
-        """`prefill`, and the scores of `targets`, the tokens that follow
-        `tokens` in the prompt, with `top` alternatives (prompt_scores.py)."""
-        cache = self._prompt_cache(slot)
-        inputs = mx.array(tokens)
-        logits = self.model(inputs[None], cache=cache)[0]
-        if self._reader is not None:
-            self._reader.fed_prompt(slot, inputs)
-        scores = prompt_scores.score(logits, targets, top)
-        mx.eval([c.state for c in cache], scores.arrays())
-        return scores.read()
-
-    @every_rank
-    def release(self, slots: list[int]) -> None:
-        """Drop the prompt caches of prompts that will not join the batch."""
-        for slot in slots:
-            self._prompts.pop(slot, None)
-        if self._reader is not None:
-            self._reader.released(slots)
-
-    # Prefix snapshots (prefix_cache.py decides which).
-
-    @every_rank
-    def snapshot(self, slot: int, entry: int) -> tuple[int, bool]:
-        """Keep a copy of the prompt cache of `slot` as prefix entry `entry`;
-        returns its bytes and whether it can serve a shorter prefix."""
-        layers = [cache_copies.snapshot(x) for x in self._prompts[slot]]
-        mx.eval([layer.state for layer in layers])
-        self._snapshots[entry] = layers
-        nbytes = sum(layer.nbytes for layer in layers)
-        return nbytes, all(layer.is_trimmable() for layer in layers)
-
-    @every_rank
-    def forget(self, entries: list[int]) -> None:
-        for entry in entries:
-            self._snapshots.pop(entry, None)
-
-    @every_rank
-    def restore(self, slot: int, entry: int, length: int) -> None:
-        """Start the prompt cache of `slot` as the first `length` tokens of
-        prefix entry `entry`."""
-        layers = self._snapshots[entry]
-        self._prompts[slot] = [cache_copies.clone(x, length) for x in layers]
 
     # The batch's caches.
 

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING
 from mlx_gen.engine.prefix_cache import MIN_REUSE, common_prefix
 
 if TYPE_CHECKING:
-    from mlx_gen.engine.scheduler import RequestState
+    from mlx_gen.engine.sequence import RequestState
 
 
 def waits(

@@ -16,7 +16,8 @@ from mlx_gen.engine.model_runner import ModelRunner
 from mlx_gen.engine.prefix_cache import PrefixCache
 from mlx_gen.engine.prefix_sharing import waits
 from mlx_gen.engine.sampling import make_processors
-from mlx_gen.engine.scheduler import RequestState, Scheduler
+from mlx_gen.engine.scheduler import Scheduler
+from mlx_gen.engine.sequence import RequestState
 
 
 class PromptStart:
@@ -47,20 +48,28 @@ class PromptStart:
         ]
         self.scheduler.begin(state, cached, seed, processors, now)
 
-    def prefill(self, state: RequestState, start: int, end: int) -> None:
-        """Prefill prompt tokens `start:end`, keeping a snapshot where other
-        requests wait for them."""
-        prompt, top = state.prompt, state.request.sampling.prompt_logprobs
-        if not state.scoring:
-            self.runner.prefill(state.slot, prompt[start:end])
-            shared = self.scheduler.prefilled_to(state, end)
-        else:
+    def prefill(self, chunks: list[tuple[RequestState, int, int]]) -> None:
+        """Prefill each request's prompt tokens `start:end`, keeping a snapshot
+        where other requests wait for them. Several chunks have the same
+        place and length and run in one pass; a scored chunk runs alone."""
+        state, start, end = chunks[0]
+        prompt = state.prompt
+        if state.scoring:
+            top = state.request.sampling.prompt_logprobs
             scores = self.runner.prefill_scored(
                 state.slot, prompt[start:end], prompt[start + 1 : end + 1], top
             )
-            shared = self.scheduler.prefilled_to(state, end, scores)
-        if shared:
-            self.prefix.insert(prompt[:end], state.slot)
+            if self.scheduler.prefilled_to(state, end, scores):
+                self.prefix.insert(prompt[:end], state.slot)
+            return
+        self.runner.prefill(
+            [s.slot for s, _, _ in chunks],
+            [t for s, a, b in chunks for t in s.prompt[a:b]],
+            [b - a for _, a, b in chunks],
+        )
+        for state, _, end in chunks:
+            if self.scheduler.prefilled_to(state, end):
+                self.prefix.insert(state.prompt[:end], state.slot)
 
     def finish(self, state: RequestState) -> None:
         """A prefilled prompt is kept in the prefix cache (all but its last

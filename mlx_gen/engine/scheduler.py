@@ -7,7 +7,9 @@ the queue is never overtaken, so a long request cannot starve.
 
 Admitted requests are prefilled in chunks, first come first served, at most
 about one chunk of tokens per engine iteration so that running streams wait
-for no more than one chunk between two decode steps. An admitted request
+for no more than one chunk between two decode steps. Requests whose next
+chunk starts at the same place (a burst's prompts after their shared
+prefix) are prefilled in one pass, padded to the same length. An admitted request
 may wait for another's prefix before it starts (prefix_sharing.py): a burst
 computes its common prefix once.
 
@@ -23,55 +25,15 @@ from __future__ import annotations
 from collections import deque
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import Any
 
 from mlx_gen.engine.memory import MemoryModel
-from mlx_gen.engine.sequence import Sequence
+from mlx_gen.engine.sequence import RequestState, Sequence
 from mlx_gen.engine.types import (
     FinishReason,
     GenerationEvent,
-    GenerationRequest,
     LogitsProcessor,
     TokenLogprob,
 )
-
-
-@dataclass(eq=False)
-class RequestState:
-    request: GenerationRequest
-    seqs: list[Sequence]
-    sink: Any  # where the engine delivers this request's events
-    submit_time: float
-    slot: int | None = None  # its prompt cache in the runner, until it joins
-    position: int = 0  # prompt tokens already in that cache
-    seed: int = 0  # of its choices' PRNG keys
-    # The prompt's scores so far, if asked: of its tokens 1 to `position`.
-    scores: list[TokenLogprob] = field(default_factory=list)
-    begun: bool = False  # its prompt cache started (prefix reused or not)
-    # The request prefilling a prefix this one waits for, and its length.
-    leader: RequestState | None = None
-    shared_at: int = 0
-    # Prompt lengths at which others wait for a snapshot of this prompt.
-    share_points: set[int] = field(default_factory=set)
-
-    @property
-    def prompt(self) -> list[int]:
-        return self.request.prompt_token_ids
-
-    @property
-    def reach(self) -> int:
-        return len(self.prompt) + self.request.sampling.max_tokens
-
-    @property
-    def prefilled(self) -> bool:
-        return self.position >= len(self.prompt) - 1
-
-    @property
-    def scoring(self) -> bool:
-        return self.request.sampling.prompt_logprobs is not None
-
-    def live(self) -> list[Sequence]:
-        return [s for s in self.seqs if not s.finished]
 
 
 @dataclass
@@ -158,30 +120,67 @@ class Scheduler:
 
     def prefill_chunks(
         self, start: Callable[[RequestState], None]
-    ) -> Iterator[tuple[RequestState, int, int]]:
-        """(request, start, end) prompt slices to prefill in this iteration,
-        each made once the one before has run. Unbegun requests are started
-        (`start`) first, and again when their turn comes: one that waits for
-        a prefix computed earlier in this iteration starts in it too."""
+    ) -> Iterator[list[tuple[RequestState, int, int]]]:
+        """Groups of (request, start, end) prompt slices to prefill in this
+        iteration, one pass each, each group made once the one before has
+        run. Unbegun requests are started (`start`) first, and again when
+        their turn comes: one that waits for a prefix computed earlier in
+        this iteration starts in it too."""
         for state in list(self.prefilling):  # who leads, who waits
             if not state.begun and state in self.prefilling:
                 start(state)
         budget = self.memory.prefill_step_size
+        while budget > 0:
+            group = self._next_group(start, budget)
+            if not group:
+                return
+            yield group
+            budget -= len(group) * max(end - begin for _, begin, end in group)
+
+    def _next_group(
+        self, start: Callable[[RequestState], None], budget: int
+    ) -> list[tuple[RequestState, int, int]]:
+        """The next slice of the first request with prompt left to prefill,
+        and of the requests after it at the same place, cut to its length:
+        within one chunk's memory and the budget, each padded by at most a
+        quarter. A scored slice goes alone."""
+        group: list[tuple[RequestState, int, int]] = []
         for state in list(self.prefilling):
-            if budget <= 0:
-                break
             if not state.begun and state in self.prefilling:  # its leader moved
                 start(state)
-            target = len(state.prompt) - 1
-            while state.begun and state.slot is not None and budget > 0:
-                begin = state.position
-                if begin >= target:
+            chunk = self._next_chunk(state)
+            if chunk is None:
+                continue
+            begin, end = chunk
+            if not group:
+                group.append((state, begin, end))
+                if state.scoring:
+                    return group
+                width = end - begin
+                # The budget may be overrun by less than a row, as by a chunk.
+                rows = min(-(-budget // width), self.memory.chunk_size(begin) // width)
+                if rows <= 1:
+                    return group
+                continue
+            end = min(end, begin + width)
+            if (
+                begin == group[0][1]
+                and not state.scoring
+                and 4 * (end - begin) >= 3 * width
+            ):
+                group.append((state, begin, end))
+                if len(group) == rows:
                     break
-                stops = [p for p in state.share_points if p > begin]
-                size = self.memory.chunk_size(begin, state.scoring)
-                end = min(target, begin + size, *stops)
-                yield state, begin, end
-                budget -= end - begin
+        return group
+
+    def _next_chunk(self, state: RequestState) -> tuple[int, int] | None:
+        """(start, end) of the next slice of `state`'s prompt to prefill."""
+        begin, target = state.position, len(state.prompt) - 1
+        if not state.begun or state.slot is None or begin >= target:
+            return None
+        stops = [p for p in state.share_points if p > begin]
+        size = self.memory.chunk_size(begin, state.scoring)
+        return begin, min(target, begin + size, *stops)
 
     def prefilled_to(
         self, state: RequestState, end: int, scores: list[TokenLogprob] | None = None
@@ -216,7 +215,7 @@ class Scheduler:
         now: float,
     ) -> list[tuple[Sequence, GenerationEvent]]:
         """Append a step's tokens to their sequences: one event each."""
-        self.steps += 1
+        self.steps += bool(tokens)  # a step read, not a call without tokens
         events = []
         for seq, token, logprob in tokens:
             if seq.finished:  # ended while its token was in flight

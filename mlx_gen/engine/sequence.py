@@ -1,11 +1,14 @@
-"""One choice of a request: its tokens, text, stop conditions and timings.
+"""One choice of a request (its tokens, text, stop conditions and timings),
+and a request's state in the engine: its choices, its prompt's progress.
 
 Pure Python: a sequence's MLX state (its PRNG key, its processors' token
-context) is its batch row's in the runner (model_runner.py).
+context) is its batch row's in the runner (model_runner.py), a prompt's is
+its slot's (prompt_caches.py).
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from typing import Any
 
 from mlx_gen.engine.detokenizer import Detokenizer
@@ -122,3 +125,41 @@ class Sequence:
             time_to_first_token=first - start if first is not None else 0.0,
             total=now - start,
         )
+
+
+@dataclass(eq=False)
+class RequestState:
+    request: GenerationRequest
+    seqs: list[Sequence]
+    sink: Any  # where the engine delivers this request's events
+    submit_time: float
+    slot: int | None = None  # its prompt cache in the runner, until it joins
+    position: int = 0  # prompt tokens already in that cache
+    seed: int = 0  # of its choices' PRNG keys
+    # The prompt's scores so far, if asked: of its tokens 1 to `position`.
+    scores: list[TokenLogprob] = field(default_factory=list)
+    begun: bool = False  # its prompt cache started (prefix reused or not)
+    # The request prefilling a prefix this one waits for, and its length.
+    leader: RequestState | None = None
+    shared_at: int = 0
+    # Prompt lengths at which others wait for a snapshot of this prompt.
+    share_points: set[int] = field(default_factory=set)
+
+    @property
+    def prompt(self) -> list[int]:
+        return self.request.prompt_token_ids
+
+    @property
+    def reach(self) -> int:
+        return len(self.prompt) + self.request.sampling.max_tokens
+
+    @property
+    def prefilled(self) -> bool:
+        return self.position >= len(self.prompt) - 1
+
+    @property
+    def scoring(self) -> bool:
+        return self.request.sampling.prompt_logprobs is not None
+
+    def live(self) -> list[Sequence]:
+        return [s for s in self.seqs if not s.finished]

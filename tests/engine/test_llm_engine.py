@@ -316,3 +316,12 @@ def test_requests_submitted_together_are_queued_all_or_none(make_engine):
 
     run(scenario())
     assert_idle(engine)
+
+
+def test_a_decode_step_is_counted_once_per_token_it_gave(make_engine):
+    engine = make_engine()
+    before = engine.stats().steps_total
+    result = run(collect(engine, greedy([1, 2, 3], 8)))
+    assert wait_until(idle(engine), 10)
+    # One request alone: one step per token, none for a call that read nothing.
+    assert engine.stats().steps_total - before == len(result.tokens[0]) > 0

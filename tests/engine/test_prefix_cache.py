@@ -78,7 +78,7 @@ def test_least_recently_used_entries_go_first(tiny_model):
         runner = ModelRunner(tiny_model[0], len(tiny_model[1]))
         prefilled = [next(slots) for _ in prompts]
         for slot, tokens in zip(prefilled, prompts, strict=True):
-            runner.prefill(slot, tokens)
+            runner.prefill([slot], tokens, [len(tokens)])
         return runner, prefilled
 
     a, b, c = ([k] * 40 for k in (1, 2, 3))

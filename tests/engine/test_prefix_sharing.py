@@ -4,7 +4,7 @@ scheduler's records alone: the engine-level proof is in test_prefix_cache.py."""
 from __future__ import annotations
 
 from mlx_gen.engine.prefix_sharing import waits
-from mlx_gen.engine.scheduler import RequestState
+from mlx_gen.engine.sequence import RequestState
 from mlx_gen.engine.types import GenerationRequest, SamplingParams
 
 SYSTEM = list(range(100, 140))

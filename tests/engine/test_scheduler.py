@@ -8,7 +8,15 @@ import random
 
 import pytest
 
-from mlx_gen.engine.types import ContextLengthExceeded
+from mlx_gen.engine.config import EngineConfig
+from mlx_gen.engine.memory import detect_device, measure_model, plan_memory
+from mlx_gen.engine.scheduler import Scheduler
+from mlx_gen.engine.sequence import RequestState
+from mlx_gen.engine.types import (
+    ContextLengthExceeded,
+    GenerationRequest,
+    SamplingParams,
+)
 
 from .helpers import collect, greedy, run
 
@@ -80,3 +88,57 @@ def test_a_request_that_can_never_fit_is_refused_at_once(make_engine):
 
     run(scenario())
     assert engine.stats().prompt_tokens_total == 0
+
+
+@pytest.fixture
+def scheduler(tiny_model):
+    model, tokenizer = tiny_model
+    shape = measure_model(model, tokenizer)
+    memory = plan_memory(shape, EngineConfig(prefill_step_size=64), detect_device())
+    return Scheduler(memory, max_batch_size=32)
+
+
+def _prefilling(scheduler: Scheduler, *prompts: tuple[int, int, bool]) -> list:
+    """Begun requests (prompt length, tokens in their cache, scored)."""
+    states = []
+    for slot, (length, position, scored) in enumerate(prompts, start=1):
+        params = SamplingParams(max_tokens=4, prompt_logprobs=0 if scored else None)
+        state = RequestState(
+            GenerationRequest(list(range(1, length + 1)), params), [], None, 0.0
+        )
+        state.slot, state.position, state.begun = slot, position, True
+        scheduler.prefilling.append(state)
+        states.append(state)
+    return states
+
+
+def _groups(scheduler: Scheduler) -> list[list[tuple[int, int, int]]]:
+    """Each group's (slot, start, end), each group run (its requests moved)."""
+    out = []
+    for group in scheduler.prefill_chunks(lambda state: None):
+        out.append([(s.slot, begin, end) for s, begin, end in group])
+        for state, _, end in group:
+            scheduler.prefilled_to(state, end)
+    return out
+
+
+def test_prompts_at_the_same_place_are_prefilled_in_one_pass(scheduler):
+    # Prompt tokens left at 10 (the last one is the decode step's): 20, 17,
+    # 12 (more than a quarter short of 20: apart), 30 (cut to 20, the rest
+    # later); a scored prompt at 10 (alone), and one at 5.
+    _prefilling(
+        scheduler,
+        (31, 10, False),
+        (28, 10, False),
+        (23, 10, False),
+        (41, 10, False),
+        (31, 10, True),
+        (26, 5, False),
+    )
+    # The budget: 64 tokens an iteration, padding counted, overrun by less
+    # than a group's row.
+    assert _groups(scheduler) == [
+        [(1, 10, 30), (2, 10, 27), (4, 10, 30)],
+        [(3, 10, 22)],
+    ]
+    assert _groups(scheduler) == [[(4, 30, 40)], [(5, 10, 30)], [(6, 5, 25)]]
