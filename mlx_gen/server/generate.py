@@ -47,6 +47,16 @@ async def read_generation(
     return state, body
 
 
+def admit_lookup(request: Request) -> dict[str, str]:
+    """One request against its key's requests per minute, for the endpoints
+    that only read the tokenizer (/tokenize, count_tokens): they generate
+    nothing, but they are not free. Its rate-limit headers."""
+    key_id = info_of(request.scope).key_id
+    reservation = state_of(request).limiter.admit(key_id, 0)
+    reservation.settle(0)
+    return reservation.headers
+
+
 def admit(
     request: Request,
     body: ChatCompletionRequest | CompletionRequest,

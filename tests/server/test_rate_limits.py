@@ -139,3 +139,23 @@ def test_unused_tokens_are_refunded(make_server, script, tiny_tokenizer):
     script.ids = script_ids(tiny_tokenizer, "<|channel|>final<|message|>la")
     assert httpx.post(url, json=body).status_code == 200
     assert httpx.post(url, json=body).status_code == 429
+
+
+def test_tokenizer_lookups_count_as_requests(make_server):
+    """/tokenize, /detokenize and count_tokens generate nothing, but each is
+    one request against the key's requests per minute."""
+    server = make_server(rate_limit_rpm=3)
+    lookups = [
+        ("/tokenize", {"model": "tiny", "prompt": "Hi"}),
+        ("/detokenize", {"model": "tiny", "tokens": [1, 2]}),
+        ("/v1/messages/count_tokens", {"model": "tiny", "messages": HI}),
+    ]
+    for path, body in lookups:
+        ok = httpx.post(server.url(path), json=body)
+        assert ok.status_code == 200, ok.text
+        assert ok.headers["x-ratelimit-limit-requests"] == "3"
+    for path, body in lookups:
+        limited = httpx.post(server.url(path), json=body)
+        assert limited.status_code == 429
+        assert int(limited.headers["retry-after"]) >= 1
+    assert httpx.post(server.url("/v1/chat/completions"), json=CHAT).status_code == 429

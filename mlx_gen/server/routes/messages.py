@@ -11,7 +11,7 @@ from starlette.responses import JSONResponse, Response
 from mlx_gen.server.answers.chat import ChatAnswer
 from mlx_gen.server.answers.messages import MessagesAnswer
 from mlx_gen.server.body import read_body
-from mlx_gen.server.generate import check_model, read_generation
+from mlx_gen.server.generate import admit_lookup, check_model, read_generation
 from mlx_gen.server.routes.chat_completions import answer_chat, render_chat
 from mlx_gen.server.schemas.messages import CountTokensRequest, MessagesRequest
 from mlx_gen.server.state import state_of
@@ -37,8 +37,9 @@ async def create_message(request: Request) -> Response:
 
 
 async def count_tokens(request: Request) -> Response:
+    headers = admit_lookup(request)
     state = state_of(request)
     body = await read_body(request, CountTokensRequest)
     check_model(state.served, body.model)
     prompt = await run_in_threadpool(render_chat, state, body.to_chat())
-    return JSONResponse({"input_tokens": len(prompt.token_ids)})
+    return JSONResponse({"input_tokens": len(prompt.token_ids)}, headers=headers)

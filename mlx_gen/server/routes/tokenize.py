@@ -7,7 +7,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from mlx_gen.server.body import read_body
-from mlx_gen.server.generate import check_model, check_token_ids
+from mlx_gen.server.generate import admit_lookup, check_model, check_token_ids
 from mlx_gen.server.routes.chat_completions import render_chat
 from mlx_gen.server.schemas.chat import ChatCompletionRequest
 from mlx_gen.server.schemas.tokenize import DetokenizeRequest, TokenizeRequest
@@ -15,6 +15,7 @@ from mlx_gen.server.state import state_of
 
 
 async def tokenize(request: Request) -> Response:
+    headers = admit_lookup(request)
     state = state_of(request)
     served = state.served
     body = await read_body(request, TokenizeRequest)
@@ -40,14 +41,17 @@ async def tokenize(request: Request) -> Response:
             "count": len(tokens),
             "max_model_len": served.max_context,
             "prompt": text,
-        }
+        },
+        headers=headers,
     )
 
 
 async def detokenize(request: Request) -> Response:
+    headers = admit_lookup(request)
     state = state_of(request)
     served = state.served
     body = await read_body(request, DetokenizeRequest)
     check_model(served, body.model)
     check_token_ids(body.tokens, served, "tokens")
-    return JSONResponse({"prompt": served.tokenizer.decode(body.tokens)})
+    text = served.tokenizer.decode(body.tokens)
+    return JSONResponse({"prompt": text}, headers=headers)
