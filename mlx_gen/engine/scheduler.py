@@ -142,8 +142,10 @@ class Scheduler:
     ) -> list[tuple[RequestState, int, int]]:
         """The next slice of the first request with prompt left to prefill,
         and of the requests after it at the same place, cut to its length:
-        within one chunk's memory and the budget, each padded by at most a
-        quarter. A scored slice goes alone."""
+        within the budget, each padded by at most a quarter, and no more
+        tokens in all than one chunk at that place may have (rows of a pass
+        attend to their own tokens only, so their transient is no larger than
+        such a chunk's: memory.py). A scored slice goes alone."""
         group: list[tuple[RequestState, int, int]] = []
         for state in list(self.prefilling):
             if not state.begun and state in self.prefilling:  # its leader moved
