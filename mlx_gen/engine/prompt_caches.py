@@ -51,9 +51,7 @@ class PromptCaches:
         groups: dict[tuple, list[int]] = {}
         for row, slot in enumerate(slots):
             signature = cache_copies.signature(self._prompt_cache(slot))
-            # An EAGLE-3 head reads each prompt's hidden states on its own.
-            key = (signature, row if self._reader is not None else 0)
-            groups.setdefault(key, []).append(row)
+            groups.setdefault(signature, []).append(row)
         for group in groups.values():
             width = max(lengths[row] for row in group)
             # Padded with the row's last token: any id will do.
@@ -72,8 +70,9 @@ class PromptCaches:
                 self._prompts[slots[row]] = [
                     cache_copies.row(x, i, padding) for x in stacked
                 ]
-                if self._reader is not None:  # a group of one: no padding
-                    self._reader.fed_prompt(slots[row], inputs[i])
+                if self._reader is not None:
+                    fed = inputs[i, : lengths[row]]
+                    self._reader.fed_prompt(slots[row], fed, i)
             mx.eval([c.state for row in group for c in self._prompts[slots[row]]])
 
     @every_rank

@@ -5,9 +5,12 @@ from __future__ import annotations
 import asyncio
 import random
 
+import pytest
 from polling import wait_until_async
 
-from .helpers import collect, greedy, run
+from mlx_gen.engine.types import GenerationRequest, SamplingParams
+
+from .helpers import Result, collect, greedy, run
 
 WINDOW = 32  # the tiny model's sliding window
 
@@ -64,3 +67,38 @@ def test_a_one_token_prompt_and_a_full_batch(make_engine):
     assert all(r.final[0].finish_reason == "length" for r in results)
     assert all(len(r.tokens[0]) == 8 for r in results)
     assert engine.stats().running == 0
+
+
+@pytest.mark.parametrize("shared", [0, WINDOW + 8])
+def test_prompts_prefilled_together_answer_as_alone(make_engine, shared):
+    """One submission of prompts of different lengths, all new or all after a
+    shared prefix past the sliding window (reused from the prefix cache):
+    with a budget that lets them share passes, padded, each greedy and each
+    seeded answer is its answer alone."""
+    engines = [
+        make_engine(prefill_step_size=256, prefix_cache_bytes=1 << 22) for _ in "ab"
+    ]
+    prefix = prompts([shared], seed=5)[0]
+    own = prompts([40, 36, 33, 38, 31], seed=6)
+    requests = lambda: [  # noqa: E731
+        GenerationRequest(
+            prefix + p,
+            SamplingParams(max_tokens=24, temperature=t, seed=11),
+        )
+        for p in own
+        for t in (0.0, 1.0)
+    ]
+    if shared:  # the prefix is cached, as a chat's system prompt would be
+        for engine in engines:
+            run(collect(engine, greedy([*prefix, 1], 1)))
+    alone = [run(collect(engines[0], r)).tokens[0] for r in requests()]
+    engine = engines[1]
+
+    async def together():
+        result = Result()
+        async for event in engine.submit_many(requests()):
+            result.add(event)
+        return result
+
+    result = run(together())
+    assert [result.tokens[i] for i in range(len(alone))] == alone

@@ -98,12 +98,13 @@ class Eagle3Proposer:
 
     # What the runner fed (HiddenStateReader).
 
-    def fed_prompt(self, slot: int, tokens: mx.array) -> None:
-        """The last pass fed `tokens` (n,) of the prompt in `slot`."""
+    def fed_prompt(self, slot: int, tokens: mx.array, row: int = 0) -> None:
+        """The last pass fed `tokens` (n,) of the prompt in `slot`, as the
+        first n positions of its batch row `row`."""
         stream = self._prompts.get(slot)
         if stream is None:
             stream = self._prompts[slot] = _Stream(KVCache())
-        self._observe(stream, tokens, self._fused()[0])
+        self._observe(stream, tokens, self._fused()[row, : tokens.size])
 
     def fed_rows(self, rows: list[Sequence], tokens: mx.array, kept: list[int]) -> None:
         """The last pass fed row i `tokens[i]`, of which its first `kept[i]`

@@ -25,8 +25,9 @@ class HiddenStateReader(Protocol):
     """A proposer that reads the served model's hidden states (eagle3.py):
     after each forward pass, the runner says what the pass fed."""
 
-    def fed_prompt(self, slot: int, tokens: mx.array) -> None:
-        """A prefill pass fed `tokens` (n,) of the prompt in `slot`."""
+    def fed_prompt(self, slot: int, tokens: mx.array, row: int = 0) -> None:
+        """A prefill pass fed `tokens` (n,) of the prompt in `slot`, as the
+        first n positions of its batch row `row` (the rest: padding)."""
 
     def fed_rows(self, rows: list[Sequence], tokens: mx.array, kept: list[int]) -> None:
         """A batch pass fed row i `tokens[i]`, its first `kept[i]` kept."""

@@ -98,14 +98,17 @@ def test_seeded_sampling_writes_the_same_tokens_with_a_head(make_engine, head_pa
     assert engine.stats().speculation.proposed > 0
 
 
+@pytest.mark.parametrize("lengths", [[45], [45, 40, 36]])
 def test_the_head_proposes_what_it_reads_from_the_whole_text(
-    make_engine, head_path, tiny_model
+    make_engine, head_path, tiny_model, lengths
 ):
     """Each proposal equals the head's drafts computed from scratch: the
     target's states over the row's whole text, read by the head at once.
     So the states kept across prefill chunks, decode steps and verification
-    steps (kept positions only) are the right ones, in order."""
-    engine = make_engine(**_speculative(head_path))
+    steps (kept positions only) are the right ones, in order; prompts sent
+    together are prefilled in one pass, padded, each read as its own row."""
+    # A budget that lets the prompts of one submission share a pass.
+    engine = make_engine(**_speculative(head_path), prefill_step_size=256)
     proposer = engine._worker._runner.speculator.proposer
     seen: list[tuple[list[int], list[int]]] = []
     propose = proposer.propose
@@ -116,10 +119,19 @@ def test_the_head_proposes_what_it_reads_from_the_whole_text(
         return drafts
 
     proposer.propose = recording
-    prompt = [random.Random(3).randrange(10, 1000) for _ in range(45)]
+    rng = random.Random(3)
     sampling = SamplingParams(max_tokens=90, temperature=0.0)
-    run(collect(engine, GenerationRequest(prompt, sampling)))
-    assert len(seen) > 10
+    requests = [
+        GenerationRequest([rng.randrange(10, 1000) for _ in range(n)], sampling)
+        for n in lengths
+    ]
+
+    async def together():  # one submission: prefilled in one pass
+        async for _ in engine.submit_many(requests):
+            pass
+
+    run(together())
+    assert len(seen) > 10 * len(lengths)
     model = tiny_model[0]
     for text, drafts in seen:
         assert drafts == _drafts_from_scratch(proposer, model, text, len(drafts))
