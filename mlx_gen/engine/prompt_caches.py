@@ -60,9 +60,19 @@ class PromptCaches:
                 + [tokens[starts[row] + lengths[row] - 1]] * (width - lengths[row])
                 for row in group
             ]
-            caches = [self._prompts[slots[row]] for row in group]
-            stacked = [cache_copies.stack(list(x)) for x in zip(*caches, strict=True)]
             inputs = mx.array(rows)
+            caches = [self._prompts[slots[row]] for row in group]
+            stacked = []
+            for j in range(len(caches[0])):
+                layer = cache_copies.stack([cache[j] for cache in caches])
+                if len(group) > 1:
+                    # A layer at a time, each row's own copy dropped once
+                    # stacked: the peak is the rows' caches and one layer more,
+                    # as for a merge (memory.py), not twice the rows' caches.
+                    mx.eval([x for x in layer.state if isinstance(x, mx.array)])
+                    for cache in caches:
+                        cache[j] = None
+                stacked.append(layer)
             # Only the caches are evaluated: a prefill chunk's logits never are.
             self.model(inputs, cache=stacked)
             for i, row in enumerate(group):
