@@ -168,7 +168,7 @@ def _page(title: str, sections: list[tuple[str, str, go.Figure | None]]) -> str:
 
 
 def _sections(report: dict[str, Any]) -> list[tuple[str, str, go.Figure | None]]:
-    from mlx_gen.bench.report import profile_lines
+    from mlx_gen.bench.tables import profile_lines
 
     found = " ".join(profile_lines(report["profile"]))
     efforts = {level["effort"] for level in report["levels"]} - {None}

@@ -47,7 +47,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _compare(files: list[Path], html: Path | None) -> int:
-    from mlx_gen.bench.report import compare_table
+    from mlx_gen.bench.tables import compare_table
 
     reports = []
     for file in files:

@@ -21,8 +21,9 @@ from rich.progress import (
 from mlx_gen.bench.analysis import Slo
 from mlx_gen.bench.loadgen import Level, LevelRun, LoadConfig, run_level
 from mlx_gen.bench.profiles import RUNNERS, ProfilePlan, RunContext
-from mlx_gen.bench.report import levels_table, summarize
+from mlx_gen.bench.report import summarize
 from mlx_gen.bench.request import RequestResult
+from mlx_gen.bench.tables import levels_table
 
 
 class LiveRun:

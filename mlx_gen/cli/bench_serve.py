@@ -186,7 +186,7 @@ async def _serve(args: argparse.Namespace, console: Console) -> dict[str, Any]:
 
 
 def _print_report(console: Console, report: dict[str, Any]) -> None:
-    from mlx_gen.bench.report import levels_table, profile_lines, targets_table
+    from mlx_gen.bench.tables import levels_table, profile_lines, targets_table
 
     title = f"{report['label']}: {report['model']} at {report['url']}"
     console.print(levels_table(title, report["levels"]))

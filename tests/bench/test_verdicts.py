@@ -4,8 +4,8 @@ shaped as a real run leaves them."""
 from __future__ import annotations
 
 from mlx_gen.bench.analysis import Slo, ramp_verdict, recovery
-from mlx_gen.bench.report import profile_lines
 from mlx_gen.bench.request import RequestResult
+from mlx_gen.bench.tables import profile_lines
 
 
 def _answered(sent_at: float, ttft: float) -> RequestResult:
