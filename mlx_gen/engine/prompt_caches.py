@@ -14,6 +14,7 @@ The methods marked `every_rank` run on every rank of a tensor-parallel group
 
 from __future__ import annotations
 
+import itertools
 from typing import Any
 
 import mlx.core as mx
@@ -47,7 +48,8 @@ class PromptCaches:
         """Feed the prompt caches of `slots` (new ones at first) `lengths[i]`
         each of `tokens`, in that order; caches in the same state are fed in
         one pass, shorter rows padded at their end (cache_copies.py)."""
-        starts = [sum(lengths[:i]) for i in range(len(lengths))]
+        rest = iter(tokens)
+        own = [list(itertools.islice(rest, n)) for n in lengths]
         groups: dict[tuple, list[int]] = {}
         for row, slot in enumerate(slots):
             signature = cache_copies.signature(self._prompt_cache(slot))
@@ -55,12 +57,9 @@ class PromptCaches:
         for group in groups.values():
             width = max(lengths[row] for row in group)
             # Padded with the row's last token: any id will do.
-            rows = [
-                tokens[starts[row] : starts[row] + lengths[row]]
-                + [tokens[starts[row] + lengths[row] - 1]] * (width - lengths[row])
-                for row in group
-            ]
-            inputs = mx.array(rows)
+            inputs = mx.array(
+                [own[row] + own[row][-1:] * (width - lengths[row]) for row in group]
+            )
             caches = [self._prompts[slots[row]] for row in group]
             stacked = []
             for j in range(len(caches[0])):

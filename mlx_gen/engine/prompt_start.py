@@ -49,26 +49,25 @@ class PromptStart:
         self.scheduler.begin(state, cached, seed, processors, now)
 
     def prefill(self, chunks: list[tuple[RequestState, int, int]]) -> None:
-        """Prefill each request's prompt tokens `start:end`, keeping a snapshot
-        where other requests wait for them. Several chunks have the same
-        place and length and run in one pass; a scored chunk runs alone."""
+        """Prefill each request's prompt tokens `start:end` in one pass (the
+        chunks start at the same place: scheduler.py), keeping a snapshot
+        where other requests wait for them. A scored chunk comes alone."""
         state, start, end = chunks[0]
-        prompt = state.prompt
+        scores = None
         if state.scoring:
             top = state.request.sampling.prompt_logprobs
+            prompt = state.prompt
             scores = self.runner.prefill_scored(
                 state.slot, prompt[start:end], prompt[start + 1 : end + 1], top
             )
-            if self.scheduler.prefilled_to(state, end, scores):
-                self.prefix.insert(prompt[:end], state.slot)
-            return
-        self.runner.prefill(
-            [s.slot for s, _, _ in chunks],
-            [t for s, a, b in chunks for t in s.prompt[a:b]],
-            [b - a for _, a, b in chunks],
-        )
+        else:
+            self.runner.prefill(
+                [s.slot for s, _, _ in chunks],
+                [t for s, a, b in chunks for t in s.prompt[a:b]],
+                [b - a for _, a, b in chunks],
+            )
         for state, _, end in chunks:
-            if self.scheduler.prefilled_to(state, end):
+            if self.scheduler.prefilled_to(state, end, scores):
                 self.prefix.insert(state.prompt[:end], state.slot)
 
     def finish(self, state: RequestState) -> None:
