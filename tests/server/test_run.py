@@ -128,9 +128,11 @@ def test_serve_demo_then_drain_on_sigterm(tmp_path):
 
 
 def refuses_connections(url: str) -> bool:
+    """Whether a new request to `url` goes unserved: refused, or reset when
+    it reached the accept queue just before the listener closed."""
     try:
         httpx.get(url, timeout=5)
-    except httpx.ConnectError:
+    except (httpx.ConnectError, httpx.ReadError, httpx.RemoteProtocolError):
         return True
     return False
 
